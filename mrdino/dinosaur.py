@@ -81,7 +81,7 @@ PRESETS = dict(
     movi_e=dict(name='movi_e', crop=266, n_slots=24, slot_dim=128, decoder_hidden=1024, lr=4e-4, steps=500_000,
                 batch_size=64, resize=(266, 266), hflip=False),
     synthetic=dict(name='synthetic', encoder='vit_small_patch14_dinov2', encoder_weights='standin',
-                   encoder_arch=STANDIN_ARCH, crop=126, n_slots=6, slot_dim=32, decoder_hidden=128, lr=4e-4,
+                   encoder_arch=STANDIN_ARCH, crop=126, n_slots=6, slot_dim=32, decoder_hidden=128, lr=2e-3,
                    warmup_steps=200, decay_steps=2000, steps=2000, batch_size=16, resize=(126, 420),
                    cache_stride=42, ckpt_every=500, log_every=50),
 )
