@@ -665,15 +665,18 @@ def train_dinosaur(
     B, b = cfg.batch_size, cfg.batch_size // world
     sl = slice(rank * b, (rank + 1) * b)
     logf = out / 'log.csv'
+    kept = []
     if rank == 0:                                         # keep the log consistent with the resumed step
         rows = [r for r in csv.DictReader(open(logf))] if logf.exists() else []
+        kept = [r for r in rows if int(r['step']) <= start]
         tmpf = Path(f"{logf}.tmp{os.getpid()}")
         with open(tmpf, 'w', newline='') as fh:
-            w = csv.DictWriter(fh, _CSV_COLS); w.writeheader(); w.writerows([r for r in rows if int(r['step']) <= start])
+            w = csv.DictWriter(fh, _CSV_COLS); w.writeheader(); w.writerows(kept)
         tmpf.replace(logf)
         _atomic_write(out / 'run.json', json.dumps(dict(config=_cfg_dict(cfg), encoder=tag, world_size=world,
                       fast_paths=fast, cache=str(fc.dir) if fc else None, start_step=start), indent=1))
-    last = dict(step=start, loss=float('nan'), checkpoint=str(ck) if ck else None)
+    resumed_loss = float(kept[-1]['loss']) if kept and int(kept[-1]['step']) == start else float('nan')
+    last = dict(step=start, loss=resumed_loss, checkpoint=str(ck) if ck else None)   # a finished run reports its last loss
     t_run, n_done, t_last, n_last = time.time(), 0, time.time(), 0
     bar = tqdm(range(start, steps), desc=f"dinosaur {cfg.name} [{tag[:48]}]", disable=not progress or rank != 0,
                initial=start, total=steps)

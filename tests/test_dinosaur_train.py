@@ -78,7 +78,9 @@ def test_killed_run_resumes_bit_identical(tmp_path, cache):
 
 def test_training_reduces_loss_and_reloads(tmp_path):
     cfg = DinosaurConfig.preset('synthetic', steps=60, ckpt_every=30, **{**TINY, 'lr': 2e-3, 'batch_size': 8, 'decay_steps': 1000})
-    train_dinosaur(cfg, frames(), tmp_path / 'run', progress=False)
+    first = train_dinosaur(cfg, frames(), tmp_path / 'run', progress=False)
+    again = train_dinosaur(cfg, frames(), tmp_path / 'run', progress=False)     # finished run: nothing to do
+    assert again['step'] == 60 and again['loss'] == pytest.approx(first['loss'], rel=1e-5)   # its last logged loss, not NaN
     rows = (tmp_path / 'run' / 'log.csv').read_text().splitlines()[1:]
     loss = [float(r.split(',')[1]) for r in rows]
     assert np.mean(loss[-10:]) < 0.7 * np.mean(loss[:3])
