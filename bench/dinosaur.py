@@ -73,8 +73,8 @@ def main(argv=None):
         x = torch.rand(a.kitti_batch, 3, 378, 378, device=dev)
         m.encode(x); t = time.time(); m.encode(x); te = time.time() - t
         rows.append(('KITTI shape: encoder forward only', a.kitti_batch, '-', te, a.kitti_batch / te, None))
-    print(f"\n| setting | batch | feature cache | s/step | steps/s | images/s | cache build s |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("\n| setting | batch | feature cache | s/step | steps/s | images/s | cache build s |")
+    print("|---|---|---|---|---|---|---|")
     for name, b, c, s, ips, build in rows:
         print(f"| {name} | {b} | {c} | {s:.3f} | {1 / s:.2f} | {ips:.2f} | {'' if build is None else f'{build:.1f}'} |")
 

@@ -9,7 +9,6 @@ machine are noisy; the table says which device ran and the CPU thread count.
 """
 import argparse, logging, time
 
-import numpy as np
 import torch
 
 from mrdino.data import make_street_video

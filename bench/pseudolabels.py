@@ -9,8 +9,7 @@ reference release does, step by step, on full frames (erosion, Sobel and masks p
 `hdbscan.HDBSCAN(...).fit_predict` on every pixel of a split component). It shares no code with
 `mrdino.pseudolabels`. Timings are wall-clock on a shared machine under load: read the ratios, not the digits.
 """
-import argparse, sys, tempfile, time
-from pathlib import Path
+import argparse, tempfile, time
 
 import numpy as np
 import hdbscan, joblib

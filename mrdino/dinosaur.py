@@ -19,9 +19,9 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGE
            'build_vit', 'read_state_dict', 'weights_layout', 'to_timm_layout', 'resample_pos_grid',
            'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2', 'sincos_pos_grid', 'build_encoder',
            'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur', 'FrameSet', 'take_view', 'to_images',
-           'cache_views', 'FeatureCache', 'lr_factor', 'save_checkpoint', 'find_checkpoint', 'load_dinosaur',
-           'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows', 'WindowPrediction',
-           'predict_windows']
+           'cache_views', 'FeatureCache', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'find_checkpoint',
+           'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows',
+           'WindowPrediction', 'predict_windows']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
@@ -542,6 +542,23 @@ def _cfg_from(d:dict)->DinosaurConfig:
     d = dict(d); d['resize'] = tuple(d['resize']) if d.get('resize') else None
     return DinosaurConfig(**d)
 
+def write_checkpoint(
+    out_dir:str|Path,       # run folder; checkpoints go to out_dir/ckpt/step_NNNNNNN
+    step:int,               # optimiser steps done (names the folder)
+    write,                  # write(folder): fills a (temporary) checkpoint folder
+    keep:int=2,             # checkpoints to keep
+)->Path:                    # the checkpoint folder
+    "Create a checkpoint folder atomically (filled under a temporary name, then renamed); update `latest`."
+    root = Path(out_dir) / 'ckpt'; root.mkdir(parents=True, exist_ok=True)
+    final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{os.getpid()}'
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+    write(tmp)
+    if final.exists(): shutil.rmtree(final)
+    tmp.rename(final)
+    _atomic_write(root / 'latest', final.name)
+    for old in sorted(root.glob('step_*'))[:-keep]: shutil.rmtree(old, ignore_errors=True)
+    return final
+
 def save_checkpoint(
     out_dir:str|Path,       # run folder; checkpoints go to out_dir/ckpt/step_NNNNNNN
     model:Dinosaur,         # the model (encoder weights are not saved, only named in config.json)
@@ -551,27 +568,24 @@ def save_checkpoint(
     keep:int=2,             # checkpoints to keep
 )->Path:                    # the checkpoint folder
     "Write weights (safetensors), config (JSON) and optimiser/RNG state atomically; update `latest`."
-    root = Path(out_dir) / 'ckpt'; root.mkdir(parents=True, exist_ok=True)
-    final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{os.getpid()}'
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-    _st_save({k: v.detach().cpu().contiguous() for k, v in model.trainable_state_dict().items()}, str(tmp / 'model.safetensors'))
-    (tmp / 'config.json').write_text(json.dumps(dict(config=_cfg_dict(model.cfg), step=step,
+    def write(d:Path):
+        _st_save({k: v.detach().cpu().contiguous() for k, v in model.trainable_state_dict().items()}, str(d / 'model.safetensors'))
+        (d / 'config.json').write_text(json.dumps(dict(config=_cfg_dict(model.cfg), step=step,
                                                      encoder=model.encoder.description), indent=1))
-    if opt is not None: torch.save(dict(step=step, opt=opt.state_dict(), gen=gen.get_state() if gen is not None else None), tmp / 'state.pt')
-    if final.exists(): shutil.rmtree(final)
-    tmp.rename(final)
-    _atomic_write(root / 'latest', final.name)
-    for old in sorted(root.glob('step_*'))[:-keep]: shutil.rmtree(old, ignore_errors=True)
-    return final
+        if opt is not None: torch.save(dict(step=step, opt=opt.state_dict(), gen=gen.get_state() if gen is not None else None), d / 'state.pt')
+    return write_checkpoint(out_dir, step, write, keep)
 
-def find_checkpoint(path:str|Path)->Path|None:
+def find_checkpoint(
+    path:str|Path,                   # a checkpoint folder or a run folder
+    weights:str='model.safetensors', # the file a complete checkpoint holds
+)->Path|None:
     "The checkpoint folder for `path`: a checkpoint itself, or a run folder (its latest checkpoint), or None."
     path = Path(path)
-    if (path / 'model.safetensors').exists(): return path
+    if (path / weights).exists(): return path
     latest = path / 'ckpt' / 'latest'
-    if latest.exists() and (path / 'ckpt' / latest.read_text().strip() / 'model.safetensors').exists():
+    if latest.exists() and (path / 'ckpt' / latest.read_text().strip() / weights).exists():
         return path / 'ckpt' / latest.read_text().strip()
-    done = sorted(p for p in (path / 'ckpt').glob('step_*') if (p / 'model.safetensors').exists())
+    done = sorted(p for p in (path / 'ckpt').glob('step_*') if (p / weights).exists())
     return done[-1] if done else None                     # `latest` lost: the newest complete checkpoint
 
 def load_dinosaur(

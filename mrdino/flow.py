@@ -608,7 +608,7 @@ def benchmark_flow(
     rows = []
     for label, (name, kw) in backends.items():
         b = get_backend(name, **kw)
-        err, cerr, out, n, dt = [], [], [], 0, 0.0
+        err, cerr, n, dt = [], [], 0, 0.0
         for v in videos:
             H, W = v.frames.shape[1:3]
             ch, cw = _corner_size(H, W, frac)

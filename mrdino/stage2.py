@@ -91,7 +91,7 @@ def gated_labels(
     return torch.cat([bg, mk]).argmax(0).int().numpy()
 
 # %% ../nbs/05_stage2.ipynb 15
-from .dinosaur import Dinosaur, say
+from .dinosaur import Dinosaur, say, write_checkpoint, find_checkpoint
 from .stage1 import encode_windows, append_csv
 
 @dataclass
@@ -136,28 +136,18 @@ def slots_and_masks(
 
 def _save_head(out:Path, head:nn.Module, step:int, opt, cfg:Stage2Config, meta:dict):
     "Atomic checkpoint of the deactivation MLP: out/ckpt/step_N/{head.safetensors, state.pt, config.json}, out/ckpt/latest."
-    import os, shutil
     from safetensors.torch import save_file
-    root = out / 'ckpt'; root.mkdir(parents=True, exist_ok=True)
-    final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{os.getpid()}'
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(tmp / 'head.safetensors'))
-    torch.save(dict(step=step, opt=opt.state_dict()), tmp / 'state.pt')
-    (tmp / 'config.json').write_text(json.dumps(dict(stage2=asdict(cfg), step=step, **meta), indent=1, default=str))
-    if final.exists(): shutil.rmtree(final)
-    tmp.rename(final)
-    t = root / f'latest.tmp{os.getpid()}'; t.write_text(final.name); t.replace(root / 'latest')
-    for old in sorted(root.glob('step_*'))[:-2]: shutil.rmtree(old, ignore_errors=True)
-    return final
+    def write(d:Path):
+        save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(d / 'head.safetensors'))
+        torch.save(dict(step=step, opt=opt.state_dict()), d / 'state.pt')
+        (d / 'config.json').write_text(json.dumps(dict(stage2=asdict(cfg), step=step, **meta), indent=1, default=str))
+    return write_checkpoint(out, step, write)
 
 def load_head(path:str|Path, device='cpu')->tuple:
     "(SlotDeactivation, Stage2Config) from a stage-2 run folder or checkpoint folder."
     from safetensors.torch import load_file
-    p = Path(path)
-    if not (p / 'head.safetensors').exists():
-        latest = p / 'ckpt' / 'latest'
-        if not latest.exists(): raise FileNotFoundError(f"no stage-2 checkpoint in {p} (expected head.safetensors or ckpt/latest)")
-        p = p / 'ckpt' / latest.read_text().strip()
+    p = find_checkpoint(path, 'head.safetensors')
+    if p is None: raise FileNotFoundError(f"no stage-2 checkpoint in {path} (expected head.safetensors or ckpt/latest)")
     meta = json.loads((p / 'config.json').read_text())
     cfg = Stage2Config(**meta['stage2'])
     head = SlotDeactivation(meta['slot_dim'], cfg.hidden)
@@ -191,9 +181,9 @@ def train_stage2(
     head = SlotDeactivation(model.cfg.slot_dim, cfg.hidden).to(dev)
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
     step = 0
-    if (out / 'ckpt' / 'latest').exists():
-        h, _ = load_head(out, dev); head.load_state_dict(h.state_dict())
-        ck = out / 'ckpt' / (out / 'ckpt' / 'latest').read_text().strip()
+    ck = find_checkpoint(out, 'head.safetensors')
+    if ck is not None:
+        h, _ = load_head(ck, dev); head.load_state_dict(h.state_dict())
         st = torch.load(ck / 'state.pt', weights_only=False); opt.load_state_dict(st['opt']); step = st['step']
         say(f"stage 2: resuming {out} at step {step}", name='stage2')
     meta = dict(slot_dim=model.cfg.slot_dim, encoder=model.encoder.description)
@@ -223,8 +213,7 @@ def train_stage2(
             append_csv(out / 'log.csv', rows); rows = []
         if stop_after is not None and step - start >= stop_after: break
     bar.close()
-    if 'checkpoint' not in last and (out / 'ckpt' / 'latest').exists():      # finished before this call
-        last['checkpoint'] = str(out / 'ckpt' / (out / 'ckpt' / 'latest').read_text().strip())
+    if 'checkpoint' not in last and ck is not None: last['checkpoint'] = str(ck)   # finished before this call
     secs = time.time() - t_run
     last.update(step=step, loss=loss.item() if n_run else None, seconds=round(secs, 2),
                 win_per_s=round(n_run / secs, 1) if n_run else None)

@@ -1,6 +1,5 @@
 """DDP under torchrun: 2 CPU processes (gloo, 127.0.0.1) give the same weights as one process on the same global batch."""
 import os, socket, subprocess, sys
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -5,18 +5,13 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from mrdino.dinosaur import (DinosaurConfig, FrozenDinov2, build_encoder, build_vit, load_dinov2_weights,
+from mrdino.dinosaur import (DinosaurConfig, FrozenDinov2, build_encoder, build_vit,
                              timm_to_hub_layout, IMAGENET_MEAN, IMAGENET_STD, STANDIN_TAG)
 
 TINY = dict(embed_dim=32, depth=2, num_heads=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    "Single-threaded torch: faster and steadier than 2 threads on a shared 2-core machine."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 def random_hub_state_dict(dim=32, depth=2, grid=37, n_reg=0, seed=0):

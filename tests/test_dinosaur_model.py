@@ -6,11 +6,7 @@ import torch
 from mrdino.dinosaur import Dinosaur, DinosaurConfig, MLPDecoder, SlotAttention, sincos_pos_grid
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 def tiny_model(K=2, crop=56, D=16, h=64, F=32, lr=3e-3):

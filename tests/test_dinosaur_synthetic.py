@@ -13,11 +13,7 @@ from mrdino.data import make_street_dataset, make_street_video
 from mrdino.dinosaur import DinosaurConfig, load_dinosaur, take_view, to_images, train_dinosaur
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 def test_synthetic_preset_breaks_slot_symmetry(tmp_path):

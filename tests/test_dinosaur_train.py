@@ -1,5 +1,5 @@
 """DINOSAUR training: exact resume after a real kill, NaN stop, feature cache equality and resumable build."""
-import json, os, signal, subprocess, sys, time
+import json, signal, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +14,7 @@ TINY = dict(crop=42, n_slots=3, slot_dim=8, decoder_hidden=16, batch_size=4, res
             encoder_arch=dict(embed_dim=16, depth=1, num_heads=2), warmup_steps=3, decay_steps=20, log_every=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 def frames(n=6, seed=0):

@@ -1,18 +1,13 @@
 """Windowed inference: KITTI / TRI-PD / arbitrary layouts, joining on the canvas, the reference's border merger."""
 import numpy as np
 import pytest
-import torch
 
 from mrdino.dinosaur import Dinosaur, DinosaurConfig, WindowLayout, merge_window_slots, predict_windows, window_layout
 
 TINY = dict(encoder_weights='random', encoder_arch=dict(embed_dim=16, depth=1, num_heads=2), n_slots=3, decoder_hidden=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 def test_kitti_windows_end_to_end():

@@ -4,7 +4,7 @@ import cv2
 import pytest
 
 from mrdino.flow import (TAU_STATIC, DIS_PRESETS, FlowExplorer, camera_still_truth, compute_flow, corner_means,
-                         evaluate_retrieval, get_backend, is_quasi_static, iter_flow, quasi_static_runs,
+                         get_backend, is_quasi_static, iter_flow, quasi_static_runs,
                          retrieval_metrics, retrieve_quasi_static, sequence_flow)
 
 

@@ -1,6 +1,6 @@
 """The main job: the papermill notebook runs headless end to end (tiny settings), writes results.json with every
 Tab. 3a row, and a rerun after an interruption reuses the finished steps."""
-import json, os, subprocess, sys
+import json
 from pathlib import Path
 import pytest
 

@@ -1,6 +1,5 @@
 "Tests for mrdino.metrics: ARI vs sklearn, hand-computed F1/P/R, streaming and 2-process gloo accumulation, protocols."
-import csv, json, os, socket, sys, tempfile
-from pathlib import Path
+import csv, json, os, socket
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from sklearn.metrics import adjusted_rand_score
 
-from mrdino.metrics import (MaskMetrics, PROTOCOLS, METRIC_KEYS, blob_labels, contingency, dense_ids, evaluate_masks,
+from mrdino.metrics import (MaskMetrics, METRIC_KEYS, blob_labels, contingency, dense_ids, evaluate_masks,
                             evaluate_predictions, greedy_match, image_scores, nearest_resize,
                             score_pair, segment_iou)
 

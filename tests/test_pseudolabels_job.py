@@ -1,6 +1,6 @@
 """The pseudo-labelling job: resumable (kill -9 or an exception part-way, then rerun → byte-identical outputs),
 workers and shards give the same files, the source stays untouched, unreadable frames are reported."""
-import csv, os, signal, subprocess, sys, time
+import csv, signal, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np

@@ -1,5 +1,5 @@
 """Stage 1: exact resume after a kill, and the matching/loss against a brute-force reference."""
-import itertools, math
+import itertools
 from dataclasses import replace
 import numpy as np, torch, pytest
 from mrdino.dinosaur import Dinosaur, DinosaurConfig
