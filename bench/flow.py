@@ -15,7 +15,7 @@ from mrdino.data import make_street_video
 from mrdino.flow import get_backend
 
 SIZES = {'KITTI 376×1240': (376, 1240), 'TRI-PD 490×980': (490, 980)}
-ALL = ['dis_ultrafast', 'dis_fast', 'dis_medium', 'dis', 'farneback', 'tvl1', 'raft_small', 'raft', 'smurf']
+ALL = ['dis_ultrafast', 'dis_fast', 'dis_medium', 'dis_fine', 'dis', 'farneback', 'tvl1', 'raft_small', 'raft', 'smurf']
 TORCH = ('raft', 'raft_small', 'smurf')
 
 def bench(name, frames, pairs, device):

@@ -3,6 +3,7 @@ mrdino's exact and fast modes, the job's throughput, and (with --quality) pseudo
 
     .venv/bin/python bench/pseudolabels.py             # timing table + job frames/s
     .venv/bin/python bench/pseudolabels.py --quality   # + quality table (paper Tab. 4 style), several minutes
+    .venv/bin/python bench/pseudolabels.py --video ../shared/data/vtest.avi   # + timing on a real video's DIS flows
 
 `straightforward_instances` below is the independent reference the tests compare against: it does what the
 reference release does, step by step, on full frames (erosion, Sobel and masks per component, HDBSCAN via
@@ -98,19 +99,56 @@ def bench_frames(n_street=3):
     return frames
 
 
+def knn_seconds(flow, cfg=None):
+    """Time of hdbscan's k-NN core-distance query alone, on the components the exact mode splits, run as hdbscan runs
+    it (KD-tree, leaf 40, dual-tree breadth-first, 4 chunks above 16384 points). Exact mode must run this query as is:
+    the order of tied neighbours it returns seeds Borůvka's spanning tree, so t_straightforward / t_knn bounds the
+    exact speed-up."""
+    from sklearn.neighbors import KDTree
+    from mrdino.pseudolabels import instance_steps, InstanceConfig, direction_bins, _features
+    cfg = cfg or InstanceConfig()
+    st = instance_steps(flow, cfg, keep=True)
+    total = 0.0
+    for k in st.split:
+        rr, cc = np.nonzero(st.components == k)
+        fl = np.asarray(flow, np.float32)[rr, cc]
+        X = np.ascontiguousarray(_features(fl, rr, cc, direction_bins(fl, cfg.n_dir_bins), cfg), np.float64)
+        tree, k_nn = KDTree(X, leaf_size=40), (cfg.min_samples or cfg.min_cluster_size) + 1
+        chunks = np.array_split(np.arange(len(X)), [len(X) // 4 * i for i in (1, 2, 3)]) if len(X) > 16384 else [np.arange(len(X))]
+        t = time.perf_counter()
+        for c in chunks: tree.query(X[c], k=k_nn, dualtree=True, breadth_first=True)
+        total += time.perf_counter() - t
+    return total
+
+
+def video_frames(path, every=13, limit=400):
+    "Forward DIS flows of every `every`-th frame of a real video (e.g. ../shared/data/vtest.avi)."
+    import cv2
+    from mrdino.flow import get_backend
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while len(frames) < limit:
+        ok, f = cap.read()
+        if not ok: break
+        frames.append(np.ascontiguousarray(f[..., ::-1]))
+    if len(frames) < 2: raise SystemExit(f"{path}: fewer than 2 frames could be read")
+    dis = get_backend('dis')
+    return [(f'real t{t}', dis(frames[t], frames[t + 1])) for t in range(0, len(frames) - 1, every)]
+
+
 def timed(fn, *a, **k):
     t = time.perf_counter(); r = fn(*a, **k); return r, time.perf_counter() - t
 
 
 def timing_table(frames, with_loky=False):
     from mrdino.pseudolabels import instance_steps, InstanceConfig, ari
-    print(f"\nPer-frame time, 376×1240 flows, single process (the straightforward version's HDBSCAN core-distance "
+    H, W = frames[0][1].shape[:2]
+    print(f"\nPer-frame time, {H}×{W} flows, single process (the straightforward version's HDBSCAN core-distance "
           f"chunks run in-process too){' ; loky = hdbscan default with 4 worker processes' if with_loky else ''}")
     head = (f"{'frame':26s} {'comps':>5s} {'split px':>8s} | {'straightfwd ms':>14s}"
             + (f" {'(loky) ms':>10s}" if with_loky else '') +
-            f" {'exact ms':>9s} {'fast ms':>8s} | {'exact ×':>7s} {'fast ×':>7s} | {'same':>5s} {'ARI fast':>8s} {'fg-ARI':>7s}")
+            f" {'exact ms':>9s} {'fast ms':>8s} | {'exact ×':>7s} {'fast ×':>7s} | {'k-NN ms':>7s} {'bound ×':>7s} | {'same':>5s} {'ARI fast':>8s} {'fg-ARI':>7s}")
     print(head); print('-' * len(head))
-    tot = np.zeros(3)
+    tot = np.zeros(4)
     for name, f in frames:
         with joblib.parallel_config(backend='sequential'):
             ref, t_ref = timed(straightforward_instances, f)
@@ -120,13 +158,17 @@ def timing_table(frames, with_loky=False):
         m = (ex.instances > 0) | (fa.instances > 0)
         fg_ari = ari(ex.instances[m], fa.instances[m]) if m.any() else 1.0
         split_px = int(np.isin(instance_steps(f, keep=True).components, ex.split).sum()) if ex.split else 0
-        tot += (t_ref, t_ex, t_fa)
+        t_knn = knn_seconds(f)
+        bound = f"{t_ref / t_knn:7.1f}" if t_knn else f"{'-':>7s}"
+        tot += (t_ref, t_ex, t_fa, t_knn)
         print(f"{name:26s} {ex.n_components:5d} {split_px:8d} | {t_ref * 1e3:14.0f}" + (f" {t_loky * 1e3:10.0f}" if with_loky else '')
-              + f" {t_ex * 1e3:9.0f} {t_fa * 1e3:8.0f} | {t_ref / t_ex:7.1f} {t_ref / t_fa:7.1f} | "
+              + f" {t_ex * 1e3:9.0f} {t_fa * 1e3:8.0f} | {t_ref / t_ex:7.1f} {t_ref / t_fa:7.1f} | {t_knn * 1e3:7.0f} {bound} | "
               f"{str(np.array_equal(ref, ex.instances)):>5s} {ari(ex.instances, fa.instances):8.4f} {fg_ari:7.4f}")
     print('-' * len(head))
     print(f"{'total':26s} {'':5s} {'':8s} | {tot[0] * 1e3:14.0f}" + (f" {'':10s}" if with_loky else '')
-          + f" {tot[1] * 1e3:9.0f} {tot[2] * 1e3:8.0f} | {tot[0] / tot[1]:7.1f} {tot[0] / tot[2]:7.1f} |")
+          + f" {tot[1] * 1e3:9.0f} {tot[2] * 1e3:8.0f} | {tot[0] / tot[1]:7.1f} {tot[0] / tot[2]:7.1f} | {tot[3] * 1e3:7.0f} |")
+    print("k-NN ms: hdbscan's core-distance query alone on the split components; bound ×: straightforward ms / k-NN ms, the\n"
+          "most exact mode can gain on that frame (it must run that query unchanged: see knn_seconds).")
 
 
 def job_table():
@@ -155,9 +197,10 @@ def quality(n_videos=4, n_frames=30, every=2):
     vids = [make_street_video(seed=s, height=376, width=1240, n_frames=n_frames) for s in range(100, 100 + n_videos)]
     small = [make_street_video(seed=s, n_frames=n_frames * 2) for s in range(100, 100 + n_videos)]
     res = {}
-    for fl in ('gt', 'dis'):
+    for fl in ('gt', 'dis', 'dis_fine'):
         res[f'376x1240 {fl} flow, reference'] = pseudolabel_quality(vids, fl, InstanceConfig(), every=every)
-        res[f'376x1240 {fl} flow, both_axes'] = pseudolabel_quality(vids, fl, InstanceConfig(edge='both_axes'), every=every)
+        if fl != 'dis_fine':
+            res[f'376x1240 {fl} flow, both_axes'] = pseudolabel_quality(vids, fl, InstanceConfig(edge='both_axes'), every=every)
     for fl in ('gt', 'dis'):
         res[f'126x420 {fl} flow, scaled'] = pseudolabel_quality(small, fl, None, every=every)
         res[f'126x420 {fl} flow, unscaled'] = pseudolabel_quality(small, fl, InstanceConfig(), every=every)
@@ -172,7 +215,11 @@ if __name__ == '__main__':
     ap.add_argument('--loky', action='store_true', help="also time the straightforward version with hdbscan's default worker processes")
     ap.add_argument('--no-job', action='store_true', help='skip the job throughput table')
     ap.add_argument('--no-timing', action='store_true', help='skip the per-frame timing table')
+    ap.add_argument('--video', help='also time DIS flows of a real video, every 13th frame (e.g. ../shared/data/vtest.avi)')
     a = ap.parse_args()
     if not a.no_timing: timing_table(bench_frames(), a.loky)
+    if a.video and not a.no_timing:
+        print(f"\nReal footage: {a.video}")
+        timing_table(video_frames(a.video), a.loky)
     if not a.no_job: job_table()
     if a.quality: quality()

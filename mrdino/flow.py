@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from .data import flow_to_rgb
 
 # %% auto 0
-__all__ = ['DIS_PRESETS', 'DEFAULT_DIS_PRESET', 'WEIGHTS_HELP', 'BACKENDS', 'TAU_STATIC', 'as_frame_image', 'check_flow',
-           'FlowBackend', 'DISFlow', 'FarnebackFlow', 'TVL1Flow', 'SmurfCorrBlock', 'build_raft',
+__all__ = ['DIS_PRESETS', 'DIS_AUTO_HEIGHT', 'DEFAULT_DIS_PRESET', 'WEIGHTS_HELP', 'BACKENDS', 'TAU_STATIC', 'as_frame_image',
+           'check_flow', 'FlowBackend', 'DISFlow', 'FarnebackFlow', 'TVL1Flow', 'SmurfCorrBlock', 'build_raft',
            'smurf_tf_to_torchvision', 'raft_state_dict', 'load_weight_file', 'RaftFlow', 'get_backend', 'compute_flow',
            'iter_flow', 'sequence_flow', 'corner_means', 'is_quasi_static', 'quasi_static_runs', 'QuasiStaticTable',
            'retrieve_quasi_static', 'camera_still_truth', 'retrieval_metrics', 'evaluate_retrieval', 'metrics_table',
@@ -91,24 +91,34 @@ DIS_PRESETS = {  # name: (OpenCV preset, overrides {setter: value})
     'medium': (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, {}),
     'fine': (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, dict(FinestScale=0)),
 }
-DEFAULT_DIS_PRESET = 'fine'
+DIS_AUTO_HEIGHT = 240        # preset 'auto': frames at least this tall run 'medium', smaller ones 'fine'
+DEFAULT_DIS_PRESET = 'auto'
 
 class DISFlow(FlowBackend):
     "OpenCV DIS optical flow on grey frames."
     name = 'dis'
     def __init__(self,
-                 preset:str=DEFAULT_DIS_PRESET, # one of `DIS_PRESETS`
+                 preset:str=DEFAULT_DIS_PRESET, # 'auto' (by frame height, see above) or one of `DIS_PRESETS`
                  **params,                      # DIS setters without `set`, e.g. `FinestScale=0`
                 ):
-        if preset not in DIS_PRESETS: raise ValueError(f"DIS preset {preset!r} unknown; choose from {list(DIS_PRESETS)}")
-        code, over = DIS_PRESETS[preset]
-        self.preset, self.user, self.params = preset, params, {**over, **params}
-        self.dis = cv2.DISOpticalFlow_create(code)
-        for k, v in self.params.items():
-            if not hasattr(self.dis, 'set' + k): raise ValueError(f"DIS has no parameter {k!r}")
-            getattr(self.dis, 'set' + k)(v)
-    def describe(self): return f"dis[{self.preset}{', ' + str(self.user) if self.user else ''}]"
-    def pair(self, im0, im1): return self.dis.calc(_gray(im0), _gray(im1), None)
+        if preset != 'auto' and preset not in DIS_PRESETS:
+            raise ValueError(f"DIS preset {preset!r} unknown; choose 'auto' or one of {list(DIS_PRESETS)}")
+        self.preset, self.user = preset, params
+        self._dis = {}
+        for name in (('fine', 'medium') if preset == 'auto' else (preset,)):
+            code, over = DIS_PRESETS[name]
+            self._dis[name] = d = cv2.DISOpticalFlow_create(code)
+            for k, v in {**over, **params}.items():
+                if not hasattr(d, 'set' + k): raise ValueError(f"DIS has no parameter {k!r}")
+                getattr(d, 'set' + k)(v)
+    def preset_for(self, height:int)->str:
+        "The preset that runs on frames `height` pixels tall."
+        if self.preset != 'auto': return self.preset
+        return 'medium' if height >= DIS_AUTO_HEIGHT else 'fine'
+    def describe(self):
+        p = f"auto: medium from {DIS_AUTO_HEIGHT} px tall, else fine" if self.preset == 'auto' else self.preset
+        return f"dis[{p}{', ' + str(self.user) if self.user else ''}]"
+    def pair(self, im0, im1): return self._dis[self.preset_for(im0.shape[0])].calc(_gray(im0), _gray(im1), None)
 
 class FarnebackFlow(FlowBackend):
     "OpenCV Farnebäck polynomial-expansion flow (a reference point, not a default)."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_pseudolabels.ipynb 3
 from __future__ import annotations
-import csv, hashlib, io, json, logging, os, re, socket, threading, time
+import csv, functools, hashlib, io, json, logging, os, re, socket, threading, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 # %% auto 0
 __all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 'flow_magnitude', 'foreground', 'direction_bins',
-           'flow_edges', 'disk', 'erode_crop', 'hdbscan_labels', 'InstanceSteps', 'instance_steps',
+           'flow_edges', 'flow_edges_at', 'disk', 'erode_crop', 'hdbscan_labels', 'InstanceSteps', 'instance_steps',
            'instances_from_flow', 'toy_flow', 'ari', 'atomic_write', 'encode_instances', 'read_instances',
            'PseudoLabelJob', 'settings_hash', 'label_sequence', 'write_index', 'pseudolabel', 'pseudolabel_quality',
            'quality_table', 'ThresholdExplorer']
@@ -114,7 +114,23 @@ def flow_edges(
     elif edge != 'reference': raise ValueError(f"edge={edge!r}: use 'reference' or 'both_axes'")
     return np.sqrt(e)
 
+def flow_edges_at(
+    flow:np.ndarray,        # (H, W, 2) forward flow in pixels
+    sl:tuple,               # (row slice, column slice) with explicit start and stop
+    edge:str='reference',   # as in `flow_edges`
+)->np.ndarray:              # flow_edges(flow, edge)[sl], bit for bit
+    "`flow_edges` on a crop only: computed on the crop grown by one pixel, which holds every 3×3 neighbour."
+    H, W = flow.shape[:2]
+    r0, c0 = max(sl[0].start - 1, 0), max(sl[1].start - 1, 0)   # at the image border the crop's border is the image's,
+    grown = flow[r0:min(sl[0].stop + 1, H), c0:min(sl[1].stop + 1, W)] # so scipy's 'reflect' reads the same pixels
+    return flow_edges(grown, edge)[sl[0].start - r0:sl[0].stop - r0, sl[1].start - c0:sl[1].stop - c0]
+
 # %% ../nbs/02_pseudolabels.ipynb 20
+@functools.lru_cache(maxsize=64)
+def _disk(radius:int)->np.ndarray:
+    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    return (x * x + y * y <= radius * radius).astype(np.uint8)
+
 def disk(
     radius:int, # disk radius in pixels
 )->np.ndarray:  # (2r+1, 2r+1) bool: x² + y² <= r²
@@ -140,7 +156,7 @@ def erode_crop(
         if bottom: p[r + h:] = 1
         if left: p[:, :r] = 1
         if right: p[:, r + w:] = 1
-    return cv2.erode(p, disk(r).astype(np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=1)[r:r + h, r:r + w] > 0
+    return cv2.erode(p, _disk(r), borderType=cv2.BORDER_CONSTANT, borderValue=1)[r:r + h, r:r + w] > 0
 
 # %% ../nbs/02_pseudolabels.ipynb 24
 try:
@@ -264,20 +280,23 @@ def instance_steps(
     r = cfg.erosion_radius
     edges = interior = clusters = None
     if keep: interior, clusters = np.zeros((H, W), bool), np.zeros((H, W), np.int32)
-    split, n_clusters, nid = [], 0, 1
+    split, n_clusters, nid, sizes, boxes = [], 0, 1, [], []
     for k, sl in enumerate(ndi.find_objects(comps), 1):
         m = comps[sl] == k
         h, w = m.shape
         cut = False
         if h > r and w > r:                                      # else the erosion is empty in any border mode
-            if edges is None: edges = flow_edges(flow, cfg.edge)
             at = (sl[0].start == 0, sl[0].stop == H, sl[1].start == 0, sl[1].stop == W)
             er = erode_crop(m, r, at, cfg.border_eroded)
-            cut = bool(np.any(edges[sl][er] > cfg.tau_grad))
+            if keep and edges is None: edges = flow_edges(flow, cfg.edge)
+            if er.any():                                         # Sobel on the component's box only
+                e = edges[sl] if keep else flow_edges_at(flow, sl, cfg.edge)
+                cut = bool(np.any(e[er] > cfg.tau_grad))
             if keep: interior[sl] |= er
         o = out[sl]
+        boxes.append((sl, m))
         if not cut:
-            o[m] = nid; nid += 1
+            o[m] = nid; nid += 1; sizes.append(int(np.count_nonzero(m)))
             continue
         split.append(k)
         lab = _split_component(flow[sl], m, sl[0].start, sl[1].start, cfg)
@@ -286,11 +305,12 @@ def instance_steps(
         if keep: clusters[sl][m] = np.where(lab >= 0, lab + 1, -1)
         sel = cl >= 0
         o[sel] = (nid + cl[sel]).astype(np.int32)                # clusters in label order, noise stays 0
-        nid += L; n_clusters += L
-    cnt = np.bincount(out.ravel(), minlength=nid)
-    keep_id = cnt >= cfg.min_region; keep_id[0] = False
-    lut = np.zeros(nid, np.int32); lut[keep_id] = np.arange(1, int(keep_id.sum()) + 1)
-    out = lut[out]
+        nid += L; n_clusters += L; sizes.extend(np.bincount(lab[lab >= 0], minlength=L).tolist())
+    keep_id = np.array([False] + [c >= cfg.min_region for c in sizes])
+    if not keep_id[1:].all():                                    # drop small instances, renumber 1..S, box by box
+        lut = np.zeros(nid, np.int32); lut[keep_id] = np.arange(1, int(keep_id.sum()) + 1)
+        for sl, m in boxes:
+            o = out[sl]; o[m] = lut[o[m]]
     return InstanceSteps(out, False, n, split, n_clusters, time.perf_counter() - t0,
                          *((fg, comps.astype(np.int32), edges, interior, clusters) if keep else ()))
 
@@ -659,7 +679,7 @@ def quality_table(
                      f"{'':12s} | {100*a['f1_50']:13.1f} {100*a['all_ari']:7.1f} {100*a['fg_ari']:6.1f}")
     return '\n'.join(lines)
 
-# %% ../nbs/02_pseudolabels.ipynb 58
+# %% ../nbs/02_pseudolabels.ipynb 59
 class ThresholdExplorer:
     "Tune the pseudo-label thresholds on a live frame: settings in, instance map and overlay out."
     sliders = dict(tau_fg=(0.5, 10.0, 0.1), tau_grad=(0.0, 60.0, 1.0), min_cluster_size=(2, 120, 1),
