@@ -21,7 +21,7 @@ __all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 
            'flow_edges', 'flow_edges_at', 'disk', 'erode_crop', 'hdbscan_labels', 'InstanceSteps', 'instance_steps',
            'instances_from_flow', 'toy_flow', 'ari', 'atomic_write', 'encode_instances', 'read_instances',
            'PseudoLabelJob', 'settings_hash', 'label_sequence', 'write_index', 'pseudolabel', 'pseudolabel_quality',
-           'quality_table', 'ThresholdExplorer']
+           'quality_cases', 'quality_table', 'ThresholdExplorer']
 
 # %% ../nbs/02_pseudolabels.ipynb 4
 from .data import BadFrameError, label_to_rgb
@@ -645,6 +645,17 @@ def pseudolabel(
     return res
 
 # %% ../nbs/02_pseudolabels.ipynb 53
+def _quality_frames(videos, flow, cfg, every, flow_kw):
+    "Yield (video index, frame, pseudo-label, GT of the moving objects, GT of all objects, seconds) per still frame."
+    b = None if flow == 'gt' else get_backend(flow, **(flow_kw or {}))
+    for i, v in enumerate(videos):
+        c = cfg or InstanceConfig().scaled(v.frames.shape[1] / 376)
+        for t in np.flatnonzero(~np.asarray(v.camera_moving))[::every]:
+            f = v.flow[t] if b is None else b(v.frames[t], v.frames[t + 1])
+            st = instance_steps(f, c)
+            gt = v.instances[t]
+            yield i, int(t), st.instances, np.where(np.isin(gt, v.moving_ids(t)), gt, 0), gt, st.seconds
+
 def pseudolabel_quality(
     videos,                         # synthetic videos (`make_street_video`), any size
     flow='gt',                      # 'gt' (exact synthetic flow) or a `mrdino.flow` backend name
@@ -654,18 +665,29 @@ def pseudolabel_quality(
 )->dict:                            # {'moving': metrics, 'all': metrics, 'frames': n, 'seconds_per_frame': s}
     "F1@50, AP50, AR50, all-ARI, fg-ARI of pseudo-labels on the still-camera frames of synthetic videos."
     from mrdino.metrics import evaluate_masks
-    preds, gm, ga, secs = [], [], [], []
-    b = None if flow == 'gt' else get_backend(flow, **(flow_kw or {}))
-    for v in videos:
-        c = cfg or InstanceConfig().scaled(v.frames.shape[1] / 376)
-        for t in np.flatnonzero(~np.asarray(v.camera_moving))[::every]:
-            f = v.flow[t] if b is None else b(v.frames[t], v.frames[t + 1])
-            st = instance_steps(f, c)
-            preds.append(st.instances); secs.append(st.seconds)
-            gt = v.instances[t]
-            ga.append(gt); gm.append(np.where(np.isin(gt, v.moving_ids(t)), gt, 0))
+    rows = list(_quality_frames(videos, flow, cfg, every, flow_kw))
+    preds, gm, ga, secs = ([r[k] for r in rows] for k in (2, 3, 4, 5))
     return {'moving': evaluate_masks(preds, gm), 'all': evaluate_masks(preds, ga), 'frames': len(preds),
             'seconds_per_frame': float(np.mean(secs)) if secs else float('nan')}
+
+def quality_cases(
+    videos,                         # synthetic videos (`make_street_video`)
+    flow='gt',                      # 'gt' or a `mrdino.flow` backend name
+    cfg:InstanceConfig|None=None,   # settings (default: the reference's, scaled to the videos' height / 376)
+    every:int=1,                    # use every `every`-th still frame
+    n:int=2,                        # how many of the best and of the worst frames
+    flow_kw:dict|None=None,         # backend settings
+)->list:                            # dicts: video, frame, f1 (vs moving), tp, n_pred, n_gt, image, pred, gt_moving
+    "The `n` best and `n` worst still frames by F1@50 against the moving objects (best first), with their maps."
+    from mrdino.metrics import image_scores
+    cases = []
+    for i, t, pred, gm, _, _ in _quality_frames(videos, flow, cfg, every, flow_kw):
+        sc = image_scores(pred, gm)
+        den = sc['n_pred'] + sc['n_gt']
+        cases.append(dict(video=i, frame=t, f1=2 * sc['tp'] / den if den else 1.0, tp=sc['tp'], n_pred=sc['n_pred'],
+                          n_gt=sc['n_gt'], image=videos[i].frames[t], pred=pred, gt_moving=gm))
+    cases.sort(key=lambda c: -c['f1'])                          # stable: ties keep video/frame order
+    return cases[:n] + cases[max(n, len(cases) - n):]
 
 def quality_table(
     results:dict, # {name: pseudolabel_quality(...)}
@@ -679,7 +701,7 @@ def quality_table(
                      f"{'':12s} | {100*a['f1_50']:13.1f} {100*a['all_ari']:7.1f} {100*a['fg_ari']:6.1f}")
     return '\n'.join(lines)
 
-# %% ../nbs/02_pseudolabels.ipynb 59
+# %% ../nbs/02_pseudolabels.ipynb 61
 class ThresholdExplorer:
     "Tune the pseudo-label thresholds on a live frame: settings in, instance map and overlay out."
     sliders = dict(tau_fg=(0.5, 10.0, 0.1), tau_grad=(0.0, 60.0, 1.0), min_cluster_size=(2, 120, 1),
