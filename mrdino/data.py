@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb 2
 from __future__ import annotations
-import re, math
+import os, re, math, socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +17,7 @@ __all__ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'KITTI_OBJECT_CLASSES', 'EVAL_SEED', 'Fra
            'SyntheticVideo', 'make_street_video', 'make_street_dataset', 'flow_to_rgb', 'label_to_rgb', 'warp_back',
            'read_rgb', 'read_label_png', 'FileSequence', 'VideoSequence', 'read_folder', 'read_video', 'oxts_speed',
            'read_kitti_raw', 'kitti_objects', 'read_kitti_instances', 'read_tripd', 'read_movi', 'read_source',
-           'write_png']
+           'write_png', 'atomic_write', 'clean_stale_tmp']
 
 # %% ../nbs/00_data.ipynb 5
 @dataclass
@@ -651,3 +651,33 @@ def write_png(path, arr):
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     a = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
     if not cv2.imwrite(str(path), a): raise OSError(f"could not write {path}")
+
+# %% ../nbs/00_data.ipynb 57
+def _tmp_name(path:Path)->Path:
+    return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
+
+def atomic_write(
+    path,             # destination file (its folder is created)
+    data:bytes|str,   # content; text is written as UTF-8
+):
+    "Write `data` to `path` via a temporary file in the same folder and `os.replace`."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, 'wb') as f: f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True); raise
+
+def clean_stale_tmp(
+    root, # folder searched recursively
+)->int:   # number of files removed
+    "Remove the temporary files of `atomic_write` left under `root` by dead processes of this host."
+    host, n = socket.gethostname(), 0
+    for p in Path(root).rglob('.*.tmp'):
+        m = re.match(rf'\..*\.{re.escape(host)}-(\d+)\.tmp$', p.name)
+        if not m: continue
+        try: os.kill(int(m.group(1)), 0)
+        except ProcessLookupError: p.unlink(missing_ok=True); n += 1
+        except PermissionError: pass
+    return n

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_dinosaur.ipynb 2
 from __future__ import annotations
-import csv, hashlib, json, logging, math, os, shutil, time
+import csv, hashlib, io, json, logging, math, os, shutil, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 
@@ -25,6 +25,7 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGE
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
+from .data import atomic_write
 from safetensors.torch import load_file as _st_load, save_file as _st_save
 
 # %% ../nbs/03_dinosaur.ipynb 6
@@ -479,7 +480,7 @@ class FeatureCache:
             tmp = self.dir / f'.tmp{os.getpid()}_feats.npy'
             np.lib.format.open_memmap(tmp, mode='w+', dtype=np.float16, shape=shape).flush(); tmp.replace(fp)
             tmp = self.dir / f'.tmp{os.getpid()}_done.npy'; np.save(tmp, np.zeros(len(frames), np.uint8)); tmp.replace(dp)
-            _atomic_write(self.dir / 'meta.json', json.dumps(meta, indent=1))
+            atomic_write(self.dir / 'meta.json', json.dumps(meta, indent=1))
         self.feats = np.lib.format.open_memmap(fp, mode='r+')
         self.done = np.lib.format.open_memmap(dp, mode='r+')
 
@@ -506,9 +507,6 @@ class FeatureCache:
     def get(self, idx, view)->torch.Tensor:
         "(B, P, F) float32 features of frames `idx` at views `view` (index arrays of equal length)."
         return torch.from_numpy(self.feats[np.asarray(idx), np.asarray(view)].astype(np.float32))
-
-def _atomic_write(path:Path, text:str):
-    tmp = Path(f"{path}.tmp{os.getpid()}"); tmp.write_text(text); tmp.replace(path)
 
 # %% ../nbs/03_dinosaur.ipynb 43
 def lr_factor(step:int, warmup:int, decay:int)->float:
@@ -555,7 +553,7 @@ def write_checkpoint(
     write(tmp)
     if final.exists(): shutil.rmtree(final)
     tmp.rename(final)
-    _atomic_write(root / 'latest', final.name)
+    atomic_write(root / 'latest', final.name)
     for old in sorted(root.glob('step_*'))[:-keep]: shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -683,11 +681,10 @@ def train_dinosaur(
     if rank == 0:                                         # keep the log consistent with the resumed step
         rows = [r for r in csv.DictReader(open(logf))] if logf.exists() else []
         kept = [r for r in rows if int(r['step']) <= start]
-        tmpf = Path(f"{logf}.tmp{os.getpid()}")
-        with open(tmpf, 'w', newline='') as fh:
-            w = csv.DictWriter(fh, _CSV_COLS); w.writeheader(); w.writerows(kept)
-        tmpf.replace(logf)
-        _atomic_write(out / 'run.json', json.dumps(dict(config=_cfg_dict(cfg), encoder=tag, world_size=world,
+        buf = io.StringIO(newline='')
+        w = csv.DictWriter(buf, _CSV_COLS); w.writeheader(); w.writerows(kept)
+        atomic_write(logf, buf.getvalue())
+        atomic_write(out / 'run.json', json.dumps(dict(config=_cfg_dict(cfg), encoder=tag, world_size=world,
                       fast_paths=fast, cache=str(fc.dir) if fc else None, start_step=start), indent=1))
     resumed_loss = float(kept[-1]['loss']) if kept and int(kept[-1]['step']) == start else float('nan')
     last = dict(step=start, loss=resumed_loss, checkpoint=str(ck) if ck else None)   # a finished run reports its last loss

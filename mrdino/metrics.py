@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_metrics.ipynb 2
 from __future__ import annotations
-import csv, io, json, os, tempfile
+import csv, io, json
 from dataclasses import dataclass, asdict
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
-from .data import kitti_objects, label_to_rgb
+from .data import kitti_objects, label_to_rgb, atomic_write
 
 # %% ../nbs/06_metrics.ipynb 6
 def dense_ids(
@@ -388,17 +388,6 @@ def score_pair(
     return ScorePair(nearest_resize(pred, size, "nearest"), nearest_resize(g, size, "nearest"), n_obj)
 
 # %% ../nbs/06_metrics.ipynb 69
-def _atomic_write(path:Path, data:bytes):
-    "Write bytes to path via a temporary file in the same folder and os.replace."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f: f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
-
 def overlay_panel(
     pred:np.ndarray,              # (H, W) int prediction at scoring size
     gt:np.ndarray,                # (H, W) int GT at scoring size
@@ -452,11 +441,11 @@ def evaluate_predictions(
             panel = overlay_panel(sp.pred, sp.gt, None if images is None else images[i])
             ok, png = cv2.imencode(".png", panel[..., ::-1])
             if not ok: raise RuntimeError(f"could not encode overlay for {names[i]}")
-            _atomic_write(out / "overlays" / f"{names[i]}.png", png.tobytes())
+            atomic_write(out / "overlays" / f"{names[i]}.png", png.tobytes())
     m = acc.compute()
     result = dict(protocol=p.name, n_images=n, count_background=count_background,
                   metrics={k: (None if np.isnan(m[k]) else m[k]) for k in p.metrics},
                   counts=acc.counts(), settings=asdict(p))
-    _atomic_write(out / "per_image.csv", buf.getvalue().encode())
-    _atomic_write(out / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
+    atomic_write(out / "per_image.csv", buf.getvalue().encode())
+    atomic_write(out / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
     return result

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_pseudolabels.ipynb 3
 from __future__ import annotations
-import csv, functools, hashlib, io, json, logging, os, re, socket, threading, time
+import csv, functools, hashlib, io, json, logging, re, threading, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 
@@ -19,12 +19,12 @@ from tqdm.auto import tqdm
 # %% auto 0
 __all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 'flow_magnitude', 'foreground', 'direction_bins',
            'flow_edges', 'flow_edges_at', 'disk', 'erode_crop', 'hdbscan_labels', 'InstanceSteps', 'instance_steps',
-           'instances_from_flow', 'toy_flow', 'ari', 'atomic_write', 'encode_instances', 'read_instances',
-           'PseudoLabelJob', 'settings_hash', 'label_sequence', 'write_index', 'pseudolabel', 'pseudolabel_quality',
-           'quality_cases', 'quality_table', 'ThresholdExplorer']
+           'instances_from_flow', 'toy_flow', 'ari', 'encode_instances', 'read_instances', 'PseudoLabelJob',
+           'settings_hash', 'label_sequence', 'write_index', 'pseudolabel', 'pseudolabel_quality', 'quality_cases',
+           'quality_table', 'ThresholdExplorer']
 
 # %% ../nbs/02_pseudolabels.ipynb 4
-from .data import BadFrameError, label_to_rgb
+from .data import BadFrameError, label_to_rgb, atomic_write, clean_stale_tmp
 from .flow import get_backend, corner_means, is_quasi_static, TAU_STATIC
 
 # %% ../nbs/02_pseudolabels.ipynb 5
@@ -375,29 +375,6 @@ def _safe_name(name:str)->str:
     if not parts or any(p == '..' for p in parts): raise ValueError(f"sequence name {name!r} cannot be used as a folder name")
     return '/'.join(parts)
 
-def _tmp_name(path:Path)->Path:
-    return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
-
-def atomic_write(
-    path,         # destination file
-    data:bytes,   # content
-):
-    "Write `data` to `path` via a temporary file in the same folder and `os.replace`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    with open(tmp, 'wb') as f: f.write(data)
-    os.replace(tmp, path)
-
-def _clean_stale(root:Path):
-    "Remove temporary files left by dead processes of this host."
-    host = socket.gethostname()
-    for p in root.rglob('.*.tmp'):
-        m = re.match(rf'\..*\.{re.escape(host)}-(\d+)\.tmp$', p.name)
-        if not m: continue
-        try: os.kill(int(m.group(1)), 0)
-        except ProcessLookupError: p.unlink(missing_ok=True)
-        except PermissionError: pass
-
 def encode_instances(
     ids:np.ndarray, # (H, W) int instance map
 )->tuple[str, bytes]: # ('.png' or '.npy', file bytes)
@@ -598,7 +575,7 @@ def pseudolabel(
             raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another out")
     root = out / settings_hash(settings)
     root.mkdir(parents=True, exist_ok=True)
-    _clean_stale(root)
+    clean_stale_tmp(root)
     sfile = root / 'settings.json'
     text = json.dumps(settings, indent=1, sort_keys=True) + '\n'
     if sfile.exists() and sfile.read_text() != text:

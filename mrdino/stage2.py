@@ -277,8 +277,8 @@ def evaluate_model(
     return res
 
 # %% ../nbs/05_stage2.ipynb 30
-import os, hashlib
-from .data import read_source
+import hashlib
+from .data import read_source, atomic_write
 from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur
 from .stage1 import STAGE1_PRESETS, training_windows, train_stage1
 
@@ -289,9 +289,7 @@ VARIANTS = dict(                              # rows of Tab. 3a: (model step, st
 
 def _digest(d:dict)->str: return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
-def _write_json(path:Path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f'.tmp{os.getpid()}'); tmp.write_text(json.dumps(obj, indent=1, default=str)); tmp.replace(path)
+def _write_json(path:Path, obj): atomic_write(path, json.dumps(obj, indent=1, default=str))
 
 # %% ../nbs/05_stage2.ipynb 31
 @dataclass
