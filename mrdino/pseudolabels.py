@@ -545,7 +545,7 @@ def pseudolabel(
     out,                             # output root; results go to out/<settings hash>/
     backend:str='dis',               # flow backend name (`mrdino.flow.BACKENDS`)
     tau_static:float=TAU_STATIC['kitti'], # corner threshold in pixels
-    workers:int=1,                   # worker processes (sequences are distributed over them)
+    workers:int=1,                   # worker processes (sequences are distributed over them; in a script: under `if __name__ == '__main__':`)
     shard=(0, 1),                    # (i, n) or 'i/n': process sequences j with j % n == i
     instances:InstanceConfig|None=None, # flow → instances settings (default: the reference's)
     frac:float=0.15,                 # corner patch fraction
