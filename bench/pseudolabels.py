@@ -99,18 +99,17 @@ def bench_frames(n_street=3):
     return frames
 
 
-def knn_seconds(flow, cfg=None):
+def knn_seconds(flow, steps, cfg=None):
     """Time of hdbscan's k-NN core-distance query alone, on the components the exact mode splits, run as hdbscan runs
     it (KD-tree, leaf 40, dual-tree breadth-first, 4 chunks above 16384 points). Exact mode must run this query as is:
     the order of tied neighbours it returns seeds Borůvka's spanning tree, so t_straightforward / t_knn bounds the
-    exact speed-up."""
+    exact speed-up. `steps`: `instance_steps(flow, cfg, keep=True)`."""
     from sklearn.neighbors import KDTree
-    from mrdino.pseudolabels import instance_steps, InstanceConfig, direction_bins, _features
+    from mrdino.pseudolabels import InstanceConfig, direction_bins, _features
     cfg = cfg or InstanceConfig()
-    st = instance_steps(flow, cfg, keep=True)
     total = 0.0
-    for k in st.split:
-        rr, cc = np.nonzero(st.components == k)
+    for k in steps.split:
+        rr, cc = np.nonzero(steps.components == k)
         fl = np.asarray(flow, np.float32)[rr, cc]
         X = np.ascontiguousarray(_features(fl, rr, cc, direction_bins(fl, cfg.n_dir_bins), cfg), np.float64)
         tree, k_nn = KDTree(X, leaf_size=40), (cfg.min_samples or cfg.min_cluster_size) + 1
@@ -157,8 +156,9 @@ def timing_table(frames, with_loky=False):
         fa, t_fa = timed(instance_steps, f, InstanceConfig(mode='fast'))
         m = (ex.instances > 0) | (fa.instances > 0)
         fg_ari = ari(ex.instances[m], fa.instances[m]) if m.any() else 1.0
-        split_px = int(np.isin(instance_steps(f, keep=True).components, ex.split).sum()) if ex.split else 0
-        t_knn = knn_seconds(f)
+        kept = instance_steps(f, keep=True) if ex.split else None          # components of the frame, for the columns below
+        split_px = int(np.isin(kept.components, ex.split).sum()) if kept else 0
+        t_knn = knn_seconds(f, kept) if kept else 0.0
         bound = f"{t_ref / t_knn:7.1f}" if t_knn else f"{'-':>7s}"
         tot += (t_ref, t_ex, t_fa, t_knn)
         print(f"{name:26s} {ex.n_components:5d} {split_px:8d} | {t_ref * 1e3:14.0f}" + (f" {t_loky * 1e3:10.0f}" if with_loky else '')

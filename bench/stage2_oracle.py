@@ -16,8 +16,8 @@ import argparse
 
 import numpy as np
 
-from mrdino.stage2 import MainJob, EVAL_PROTOCOL
-from mrdino.dinosaur import predict_windows, join_windows, merge_window_slots
+from mrdino.stage2 import MainJob, EVAL_PROTOCOL, segment_windows
+from mrdino.dinosaur import predict_windows, join_windows
 from mrdino.metrics import score_pair, evaluate_masks, get_protocol, gt_objects, nearest_resize
 
 
@@ -59,9 +59,7 @@ def main():
                 g[:, left:left + gw] = nearest_resize(gt_objects(f.gt, proto), (H, gw), 'nearest-exact')
                 lams = (None,) + oracle_lambdas(lab, C, g, wp.masks.shape[:2])
                 for name, lam in zip(res, lams):
-                    l2, C2, nb = join_windows(wp.masks, wp.layout, lam, 0.5)
-                    l2, _ = merge_window_slots(l2, wp.slots, wp.layout, 0.2, n_bg=nb)
-                    sp = score_pair(np.where(l2 % C2 < nb, 0, l2 + 1).astype(np.int32), f.gt, proto)
+                    sp = score_pair(segment_windows(wp, lam), f.gt, proto)
                     for lst, x in zip(res[name], (sp.pred, sp.gt, sp.n_gt_objects)): lst.append(x)
         for name, (p, g, n) in res.items():
             m = evaluate_masks(p, g, n_gt_objects=n)

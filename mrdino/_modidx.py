@@ -366,6 +366,7 @@ d = { 'settings': { 'branch': 'main',
                                'mrdino.stage2.gated_labels': ('stage2.html#gated_labels', 'mrdino/stage2.py'),
                                'mrdino.stage2.load_head': ('stage2.html#load_head', 'mrdino/stage2.py'),
                                'mrdino.stage2.predict_frame': ('stage2.html#predict_frame', 'mrdino/stage2.py'),
+                               'mrdino.stage2.segment_windows': ('stage2.html#segment_windows', 'mrdino/stage2.py'),
                                'mrdino.stage2.slots_and_masks': ('stage2.html#slots_and_masks', 'mrdino/stage2.py'),
                                'mrdino.stage2.stage2_loss': ('stage2.html#stage2_loss', 'mrdino/stage2.py'),
                                'mrdino.stage2.train_stage2': ('stage2.html#train_stage2', 'mrdino/stage2.py')}}}

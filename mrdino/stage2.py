@@ -15,7 +15,8 @@ from .stage1 import instance_masks, match_masks, upsample_masks
 
 # %% auto 0
 __all__ = ['STAGE2_PRESETS', 'EVAL_PROTOCOL', 'VARIANTS', 'SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config',
-           'slots_and_masks', 'load_head', 'train_stage2', 'predict_frame', 'evaluate_model', 'MainJob']
+           'slots_and_masks', 'load_head', 'train_stage2', 'segment_windows', 'predict_frame', 'evaluate_model',
+           'MainJob']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -222,6 +223,17 @@ def train_stage2(
 # %% ../nbs/05_stage2.ipynb 19
 from .dinosaur import predict_windows, merge_window_slots, join_windows
 
+def segment_windows(
+    wp,                            # `WindowPrediction` of one image (from `predict_windows`, merge_thr=None)
+    lam:np.ndarray|None=None,      # (nW, K) λ; None: every slot is a segment
+    thr:float=0.5,                 # λ threshold
+    merge_thr:float|None=0.2,      # cosine threshold of the border merger; None: no merging
+)->np.ndarray:                     # labels on the canvas (H, W) int32, 0 = background
+    "Join the windows' masks with slots switched off by λ (background channel competing), merge across borders."
+    lab, C, n_bg = join_windows(wp.masks, wp.layout, lam, thr)
+    if merge_thr is not None: lab, _ = merge_window_slots(lab, wp.slots, wp.layout, merge_thr, n_bg=n_bg)
+    return np.where(lab % C < n_bg, 0, lab + 1).astype(np.int32)          # background channels -> 0, slots -> id ≥ 1
+
 def predict_frame(
     model:Dinosaur,                # DINOSAUR (baseline or stage 1)
     image:np.ndarray,              # (h, w, 3) uint8 RGB
@@ -235,10 +247,7 @@ def predict_frame(
     lam = None
     if head is not None:
         with torch.no_grad(): lam = head(torch.from_numpy(wp.slots).to(next(head.parameters()).device)).cpu().numpy()
-    lab, C, n_bg = join_windows(wp.masks, wp.layout, lam, thr)
-    if merge_thr is not None: lab, _ = merge_window_slots(lab, wp.slots, wp.layout, merge_thr, n_bg=n_bg)
-    out = np.where(lab % C < n_bg, 0, lab + 1).astype(np.int32)           # background channels -> 0, slots -> id ≥ 1
-    return out, lam
+    return segment_windows(wp, lam, thr, merge_thr), lam
 
 # %% ../nbs/05_stage2.ipynb 21
 from .metrics import score_pair, evaluate_masks, contingency, segment_iou
