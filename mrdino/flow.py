@@ -4,27 +4,24 @@
 
 # %% ../nbs/01_flow.ipynb 2
 from __future__ import annotations
-import logging, os, re, time
+import functools, logging, os, re, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import cv2
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from torchvision.models.optical_flow import raft_large, raft_small
-from torchvision.models.optical_flow.raft import CorrBlock, FeatureEncoder, ResidualBlock
 from tqdm.auto import tqdm
+# torch and torchvision are imported where RAFT needs them: DIS users and pseudo-label worker processes start
+# without them (they take seconds to import)
 
 from .data import flow_to_rgb
 
 # %% auto 0
 __all__ = ['DIS_PRESETS', 'DIS_AUTO_HEIGHT', 'DEFAULT_DIS_PRESET', 'WEIGHTS_HELP', 'BACKENDS', 'TAU_STATIC', 'as_frame_image',
-           'check_flow', 'FlowBackend', 'DISFlow', 'FarnebackFlow', 'TVL1Flow', 'SmurfCorrBlock', 'build_raft',
-           'smurf_tf_to_torchvision', 'raft_state_dict', 'load_weight_file', 'RaftFlow', 'get_backend', 'compute_flow',
-           'iter_flow', 'sequence_flow', 'corner_means', 'is_quasi_static', 'quasi_static_runs', 'QuasiStaticTable',
+           'check_flow', 'FlowBackend', 'DISFlow', 'FarnebackFlow', 'TVL1Flow', 'build_raft', 'smurf_tf_to_torchvision',
+           'raft_state_dict', 'load_weight_file', 'RaftFlow', 'get_backend', 'compute_flow', 'iter_flow',
+           'sequence_flow', 'corner_means', 'is_quasi_static', 'quasi_static_runs', 'QuasiStaticTable',
            'retrieve_quasi_static', 'camera_still_truth', 'retrieval_metrics', 'evaluate_retrieval', 'metrics_table',
            'flow_epe', 'benchmark_flow', 'FlowExplorer']
 
@@ -142,25 +139,39 @@ class TVL1Flow(FlowBackend):
     def pair(self, im0, im1): return self.tvl1.calc(_gray(im0), _gray(im1), None)
 
 # %% ../nbs/01_flow.ipynb 15
-class SmurfCorrBlock(CorrBlock):
-    "torchvision's correlation block with the 9×9 window channels in the SMURF port's (transposed) order."
-    def index_pyramid(self, centroids_coords):
-        out = super().index_pyramid(centroids_coords)                  # (B, L*s*s, h, w), channel a*s+b: dx=a-r, dy=b-r
-        B, _, h, w = out.shape
-        s = 2 * self.radius + 1
-        out = out.view(B, self.num_levels, s, s, h, w).transpose(2, 3)  # channel a*s+b: dx=b-r, dy=a-r
-        return out.reshape(B, self.num_levels * s * s, h, w)
+@functools.cache
+def _smurf_corr_block()->type:
+    "The class `SmurfCorrBlock`, made on first use (it subclasses a torchvision class)."
+    from torchvision.models.optical_flow.raft import CorrBlock
+    class SmurfCorrBlock(CorrBlock):
+        "torchvision's correlation block with the 9×9 window channels in the SMURF port's (transposed) order."
+        def index_pyramid(self, centroids_coords):
+            out = super().index_pyramid(centroids_coords)                  # (B, L*s*s, h, w), channel a*s+b: dx=a-r, dy=b-r
+            B, _, h, w = out.shape
+            s = 2 * self.radius + 1
+            out = out.view(B, self.num_levels, s, s, h, w).transpose(2, 3)  # channel a*s+b: dx=b-r, dy=a-r
+            return out.reshape(B, self.num_levels * s * s, h, w)
+    SmurfCorrBlock.__module__ = __name__
+    return SmurfCorrBlock
+
+def __getattr__(name:str):
+    "`mrdino.flow.SmurfCorrBlock` imports torchvision when first asked for."
+    if name == 'SmurfCorrBlock': return _smurf_corr_block()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 def build_raft(
     arch:str='large',   # 'large' or 'small' (torchvision's raft_large / raft_small)
     smurf:bool=False,   # the SMURF port's variant of raft_large
-)->nn.Module:           # untrained network in eval mode: load weights before use
+)->'torch.nn.Module':   # untrained network in eval mode: load weights before use
     "The RAFT network (torchvision architecture) without weights."
+    import torch.nn as nn
+    from torchvision.models.optical_flow import raft_large, raft_small
+    from torchvision.models.optical_flow.raft import FeatureEncoder, ResidualBlock
     if smurf:
         if arch != 'large': raise ValueError("SMURF uses the RAFT-large architecture (arch='large')")
         ctx = FeatureEncoder(block=ResidualBlock, layers=(64, 64, 96, 128, 256), norm_layer=nn.InstanceNorm2d)
         return raft_large(weights=None, progress=False, context_encoder=ctx,
-                          corr_block=SmurfCorrBlock(num_levels=4, radius=4)).eval()
+                          corr_block=_smurf_corr_block()(num_levels=4, radius=4)).eval()
     if arch not in ('large', 'small'): raise ValueError(f"RAFT arch {arch!r}: use 'large' or 'small'")
     return (raft_large if arch == 'large' else raft_small)(weights=None, progress=False).eval()
 
@@ -221,6 +232,7 @@ def smurf_tf_to_torchvision(
     arrays:dict, # SMURF TF checkpoint variables {name: array}, e.g. from `tf.train.load_checkpoint`
 )->dict:         # state dict for `build_raft(smurf=True)`
     "Convert SMURF's TensorFlow RAFT variables to torchvision key names (HWIO kernels → OIHW)."
+    import torch
     out = {}
     for k, a in arrays.items():
         r = _smurf_tf_key(k)
@@ -243,6 +255,7 @@ def raft_state_dict(
     if any('/' in k for k in keys): return smurf_tf_to_torchvision(sd), 'smurf-tf'
     sd = {(k[7:] if k.startswith('module.') else k): v for k, v in sd.items()}
     if any(k.startswith(('fnet.', 'cnet.', 'update_block.encoder.', 'update_block.gru.')) for k in sd):
+        import torch
         out = {}
         for k, v in sd.items():
             n = _princeton_key(k, arch)
@@ -273,9 +286,11 @@ def load_weight_file(path, backend:str='raft')->dict:
         return load_file(str(p))
     if p.suffix == '.npz':
         with np.load(p) as z: return {k: z[k] for k in z.files}
+    import torch
     return torch.load(p, map_location='cpu', weights_only=True)
 
 def _default_device(device=None)->str:
+    import torch
     return str(device) if device else ('cuda' if torch.cuda.is_available() else 'cpu')
 
 class RaftFlow(FlowBackend):
@@ -317,6 +332,7 @@ class RaftFlow(FlowBackend):
                f"{self.iters} it, {self.fit}, {self.device}]"
 
     def _fit(self, x):
+        import torch.nn.functional as F
         H, W = x.shape[-2:]
         H8, W8 = max(128, -(-H // 8) * 8), max(128, -(-W // 8) * 8)
         if (H8, W8) == (H, W): return x, None
@@ -327,6 +343,7 @@ class RaftFlow(FlowBackend):
     def _unfit(self, f, how):
         if how is None: return f
         if self.fit == 'resize':
+            import torch, torch.nn.functional as F
             H, W = how
             H8, W8 = f.shape[-2:]
             f = F.interpolate(f, size=(H, W), mode='bilinear', align_corners=False)
@@ -334,15 +351,16 @@ class RaftFlow(FlowBackend):
         H, W, t, l = how
         return f[..., t:t + H, l:l + W]
 
-    @torch.inference_mode()
     def batch(self, ims0, ims1):
+        import torch
         def prep(ims):
             x = torch.from_numpy(np.stack([np.repeat(i[..., None], 3, -1) if i.ndim == 2 else i for i in ims]))
             return x.to(self.device).permute(0, 3, 1, 2).float() * (2 / 255) - 1  # (B, 3, H, W) in [-1, 1]
-        x0, how = self._fit(prep(ims0))
-        x1, _ = self._fit(prep(ims1))
-        f = self.model(x0, x1, num_flow_updates=self.iters)[-1]                 # (B, 2, H8, W8), last update
-        return list(self._unfit(f, how).permute(0, 2, 3, 1).float().cpu().numpy())
+        with torch.inference_mode():
+            x0, how = self._fit(prep(ims0))
+            x1, _ = self._fit(prep(ims1))
+            f = self.model(x0, x1, num_flow_updates=self.iters)[-1]             # (B, 2, H8, W8), last update
+            return list(self._unfit(f, how).permute(0, 2, 3, 1).float().cpu().numpy())
 
 # %% ../nbs/01_flow.ipynb 26
 BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')

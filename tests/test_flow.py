@@ -170,3 +170,16 @@ def test_explorer_is_driven_by_attributes():
     assert w.verdict is True and w.backend.value == 'farneback'
     assert 'quasi-static' in w.label.value
     assert w.view.value[:4] == b'\x89PNG'
+
+
+def test_import_leaves_torch_out():
+    # DIS users and pseudo-label worker processes should not pay for torch/torchvision (seconds to import); RAFT
+    # imports them when it is built. Checked in a fresh interpreter, where nothing else has imported torch yet.
+    import subprocess, sys
+    code = ("import sys, mrdino.flow, mrdino.pseudolabels; "
+            "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == '[]'
+    code = "import sys; from mrdino.flow import SmurfCorrBlock; print(SmurfCorrBlock.__mro__[1].__module__)"
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == 'torchvision.models.optical_flow.raft'
