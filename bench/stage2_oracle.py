@@ -19,9 +19,14 @@ Two ceilings that no slot model with this window grid can pass, whatever its enc
   matching, the stage-1 loss, Adam) through the run's frozen DINOSAUR decoder. Stage 1 trains only what produces
   the slots, so it cannot pass this, even with perfect pseudo-labels.
 
+The run is scored as it was made: preset, data, evaluation data and seed come from its `done.json` files, and each
+model is loaded with the encoder its checkpoint names.
+
     .venv/bin/python bench/stage2_oracle.py runs/demo [--ceilings]
 """
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,7 +34,7 @@ import torch.nn.functional as F
 
 from mrdino.stage1 import upsample_masks, match_masks, stage1_loss
 from mrdino.stage2 import MainJob, EVAL_PROTOCOL, segment_windows
-from mrdino.dinosaur import predict_windows, join_windows
+from mrdino.dinosaur import predict_windows, join_windows, load_dinosaur
 from mrdino.metrics import score_pair, evaluate_masks, get_protocol, gt_objects, nearest_resize
 
 
@@ -94,6 +99,21 @@ def decoder_ceiling(model, g, layout, steps=300, lr=0.05, seed=0):
     return lab
 
 
+def job_of(run):
+    "The main job that made `run`, from its recorded settings (preset, data, evaluation data, encoder weights, seed)."
+    done = Path(run) / 'dinosaur' / 'done.json'
+    if not done.exists(): raise SystemExit(f"{run} has no finished DINOSAUR step ({done}): run the main job first")
+    s = json.loads(done.read_text())['settings']
+    cfg = s['config']
+    kw = dict(preset=cfg['name'], data=s['data'], seed=cfg['seed'])
+    if cfg['encoder_weights'] not in ('standin', 'random'): kw['encoder_weights'] = cfg['encoder_weights']
+    ev = sorted(Path(run).glob('eval/*/done.json'))
+    if ev:
+        e = json.loads(ev[0].read_text())['settings']
+        kw.update(eval_data=e['eval_data'], eval_every=e['every'])
+    return MainJob(out_dir=str(run), progress=False, **kw)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('run', help='out_dir of a finished main job (papermill nbs/05_stage2.ipynb or mrdino demo)')
@@ -102,13 +122,13 @@ def main():
     ap.add_argument('--fit-steps', type=int, default=300, help='Adam steps of the free-slot fit per window')
     a = ap.parse_args()
     torch.manual_seed(0)
-    job = MainJob(out_dir=a.run, progress=False)
+    job = job_of(a.run)
     every = a.every or job.eval_every
     proto = get_protocol(EVAL_PROTOCOL[job.preset])
     print(f"{'model':9s} {'slots':37s} {'F1@50':>6s} {'AP50':>6s} {'AR50':>6s}")
     for step in ('dinosaur', 'stage1'):
         if not (job.out / step / 'done.json').exists(): continue
-        model = job.model(step)
+        model = load_dinosaur(job.out / step, device=job.device)    # with the encoder its checkpoint names
         names = ['all slots', 'oracle: mostly on objects', 'oracle: IoU > 0.5 with an object']
         ceil = a.ceilings and step == 'dinosaur'                   # stage 1 keeps the decoder: one ceiling for both
         if ceil: names += ['ceiling: perfect patch-grid masks', 'ceiling: free slots, frozen decoder']

@@ -65,3 +65,21 @@ def test_decoder_ceiling_recovers_what_the_decoder_can_draw():
     assert (lab == want).mean() > 0.98
     np.testing.assert_array_equal(lab[:, :14], 1)
     assert not (lab == 3).any()
+
+
+def test_job_of_reads_the_runs_settings(tmp_path):
+    # the bench must score a run with the encoder, data and evaluation settings the run was made with, not the
+    # defaults: a run trained on user weights scored with the stand-in encoder would give meaningless numbers
+    import json
+    weights = tmp_path / 'w.safetensors'; weights.write_bytes(b'')
+    (tmp_path / 'dinosaur').mkdir(); (tmp_path / 'eval' / 'stage1').mkdir(parents=True)
+    cfg = dict(name='synthetic', encoder_weights=str(weights), seed=3)
+    (tmp_path / 'dinosaur' / 'done.json').write_text(json.dumps(dict(settings=dict(config=cfg, data='synthetic:2'))))
+    (tmp_path / 'eval' / 'stage1' / 'done.json').write_text(json.dumps(dict(settings=dict(eval_data='synthetic-eval:1', every=7))))
+    job = oracle.job_of(tmp_path)
+    assert (job.preset, job.data, job.seed, job.encoder_weights) == ('synthetic', 'synthetic:2', 3, str(weights))
+    assert (job.eval_data, job.eval_every) == ('synthetic-eval:1', 7)
+    assert job.dcfg.encoder_weights == str(weights)
+    cfg['encoder_weights'] = 'standin'                     # the preset's own stand-in: no weight file to pass
+    (tmp_path / 'dinosaur' / 'done.json').write_text(json.dumps(dict(settings=dict(config=cfg, data='synthetic:2'))))
+    assert oracle.job_of(tmp_path).dcfg.encoder_weights == 'standin'
