@@ -17,7 +17,8 @@ Two ceilings that no slot model with this window grid can pass, whatever its enc
   (a perfect border merger). This is what perfect patch-level masks score.
 - free slots, frozen decoder: per window, K slot vectors are fitted directly to the window's GT objects (Hungarian
   matching, the stage-1 loss, Adam) through the run's frozen DINOSAUR decoder. Stage 1 trains only what produces
-  the slots, so it cannot pass this, even with perfect pseudo-labels.
+  the slots, so even with perfect pseudo-labels it can only do about this well (the fit is a local optimum per
+  window: an estimate of that ceiling, not a proof).
 
 The run is scored as it was made: preset, data, evaluation data and seed come from its `done.json` files, and each
 model is loaded with the encoder its checkpoint names.
@@ -81,8 +82,9 @@ def decoder_ceiling(model, g, layout, steps=300, lr=0.05, seed=0):
     H, W = layout.size
     lab = np.zeros((H, W), np.int32)
     for w, (y0, x0) in enumerate(layout.origins):
-        ids = sorted((i for i in range(1, len(onehot[w])) if onehot[w, i].any()), key=lambda i: -onehot[w, i].sum())[:K - 1]
-        if not ids: continue                                                 # the K-1 largest, as stage 2's matching
+        present = [i for i in range(1, len(onehot[w])) if onehot[w, i].any()]
+        ids = sorted(present, key=lambda i: -onehot[w, i].sum())[:K - 1]    # the K-1 largest, as stage 2's matching
+        if not ids: continue
         target = np.zeros((cr, cr), np.int64)
         for i in ids: target[onehot[w, i] > 0] = i
         slots = model.init_slots(1, torch.randn(1, K, D, generator=gen)).detach().clone().requires_grad_(True)

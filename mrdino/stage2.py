@@ -317,9 +317,11 @@ class MainJob:
     eval_every:int=5                # evaluate every n-th annotated frame (1 = all)
     seed:int=0                      # seeds training (init, data order) and slot noise
     progress:bool=True              # tqdm bars
+    workers:int=1                   # pseudo-label worker processes (the training videos are spread over them)
 
     def __post_init__(self):
         if self.preset not in EVAL_PROTOCOL: raise ValueError(f"unknown preset {self.preset!r}: choose one of {sorted(EVAL_PROTOCOL)}")
+        if int(self.workers) < 1: raise ValueError(f"workers={self.workers!r}: use 1 (one process) or more")
         for name in ('data', 'eval_data'):
             v = str(getattr(self, name))
             if not v.startswith('synthetic') and not Path(v).exists():
@@ -375,9 +377,9 @@ class MainJob:
         from mrdino.pseudolabels import pseudolabel
         from mrdino.flow import TAU_STATIC
         tau = TAU_STATIC[self.preset]
-        settings = dict(data=self.data, backend=self.flow_backend, tau_static=tau)
+        settings = dict(data=self.data, backend=self.flow_backend, tau_static=tau)   # workers do not change the labels
         return self._step('pseudolabels', settings, lambda d: pseudolabel(
-            self.videos(), d, backend=self.flow_backend, tau_static=tau, progress=self.progress))
+            self.videos(), d, backend=self.flow_backend, tau_static=tau, workers=int(self.workers), progress=self.progress))
 
     def labelled_frames(self)->tuple:
         "(frames, pseudo-label maps) of every retrieved frame with at least one instance."

@@ -14,7 +14,7 @@ def test_papermill_main_job(tmp_path):
     import papermill as pm
     out = tmp_path / 'demo'
     pm.execute_notebook(str(ROOT / 'nbs' / '05_stage2.ipynb'), str(tmp_path / 'main.ipynb'), cwd=str(ROOT),
-                        parameters=dict(out_dir=str(out), **TINY),
+                        parameters=dict(out_dir=str(out), workers=2, **TINY),   # 2 videos, one per worker
                         progress_bar=False)
     res = json.loads((out / 'results.json').read_text())
     assert list(res) == ROWS
@@ -30,7 +30,7 @@ def test_interrupted_job_resumes_from_finished_steps(tmp_path):
     job = MainJob(out_dir=str(tmp_path), progress=False, **TINY)
     job.pseudo_labels(); job.baseline()                          # then the process "dies"
     stamps = {s: (tmp_path / s / 'done.json').stat().st_mtime_ns for s in ['pseudolabels', 'dinosaur']}
-    job2 = MainJob(out_dir=str(tmp_path), progress=False, **TINY)
+    job2 = MainJob(out_dir=str(tmp_path), progress=False, workers=2, **TINY)   # other workers: same labels, reused
     res = job2.evaluate()
     assert list(res) == ROWS
     for s, t in stamps.items(): assert (tmp_path / s / 'done.json').stat().st_mtime_ns == t, f"{s} was redone"
@@ -41,6 +41,7 @@ def test_interrupted_job_resumes_from_finished_steps(tmp_path):
 def test_bad_parameters_are_named():
     from mrdino.stage2 import MainJob
     with pytest.raises(ValueError, match='unknown preset'): MainJob(preset='kitty')
+    with pytest.raises(ValueError, match='workers=0'): MainJob(workers=0)
     with pytest.raises(FileNotFoundError, match='data=.*/no/such/videos'): MainJob(data='/no/such/videos')
     with pytest.raises(ValueError, match='needs DINOv2 weights'): MainJob(preset='kitti', data='.', eval_data='.')
     import torch
