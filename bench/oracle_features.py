@@ -8,8 +8,8 @@ stage 1, stage 2, evaluation) is the unchanged `MainJob`, so the table isolates 
 demo's stand-in table and with the ceilings of `bench/stage2_oracle.py --ceilings`.
 
 The features are looked up by the exact bytes of each crop the job encodes (every cache crop, stage window and
-evaluation window of the synthetic layout, plain and mirrored); a crop it does not know is an error, so nothing
-falls back silently. Only generated synthetic videos (which carry their ground truth) can be used.
+evaluation window, plain and mirrored, at the offsets the presets give); a crop it does not know is an error, so
+nothing falls back silently. Only generated synthetic videos (which carry their ground truth) can be used.
 
     .venv/bin/python bench/oracle_features.py runs/oracle [--scale 5]
 """
@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mrdino.dinosaur import sincos_pos_grid
+from mrdino.dinosaur import DinosaurConfig, cache_views, sincos_pos_grid, window_layout
+from mrdino.stage1 import STAGE1_PRESETS, window_offsets
 from mrdino.stage2 import MainJob
 
 KINDS = dict(car=1, pedestrian=2, cyclist=3)      # 0 = background
@@ -34,10 +35,21 @@ KINDS = dict(car=1, pedestrian=2, cyclist=3)      # 0 = background
 def _key(crop): return hashlib.md5(np.ascontiguousarray(crop).tobytes()).digest()
 
 
+def job_crops(dcfg, s1cfg):
+    "Where the job cuts its crops: x offsets on the frame (feature cache, stage-1/2 windows) and the evaluation layout."
+    H, W = dcfg.resize
+    if H != dcfg.crop: raise ValueError(f"frames {H} px tall with {dcfg.crop}-px crops: this bench assumes one row of crops")
+    xs = {x for _, x, _ in cache_views((H, W), dcfg.crop, dcfg.cache_stride, False)}
+    xs |= set(window_offsets(s1cfg.resize[1], s1cfg.crop, s1cfg.n_windows))
+    return sorted(xs), window_layout(H, W, dcfg.crop, (H, W))
+
+
 class GroundTruthKindEncoder(nn.Module):
     "Stands where the frozen encoder does: (B, 3, crop, crop) in [0, 1] -> (B, P, 4 + pos) features from the GT."
-    def __init__(self, videos, scale=5.0, crop=126, pad=42, xs=None, dim=64):
+    def __init__(self, videos, scale=5.0, crops=None, dim=64):
         super().__init__()
+        xs, layout = crops or job_crops(DinosaurConfig.preset('synthetic'), STAGE1_PRESETS['synthetic'])
+        crop, pad = layout.crop, layout.pad[1]
         self.crop, self.grid, self.dim, self.scale = crop, crop // 14, dim, scale
         self.n_patches = self.grid ** 2
         self.description = f"ORACLE: ground-truth object kinds per patch x{scale:g} + sin-cos positions (diagnostic, not an encoder)"
@@ -49,11 +61,9 @@ class GroundTruthKindEncoder(nn.Module):
                 f = v[t]
                 kind = np.zeros(f.gt.shape, np.int64)
                 for i, k in enumerate(v.kinds, 1): kind[f.gt == i] = KINDS[k]
-                W = f.image.shape[1]
-                starts = xs if xs is not None else sorted(set(range(0, W - crop + 1, 42)) | {98, 196})
-                for x in starts: self._add(f.image[:crop, x:x + crop], kind[:crop, x:x + crop])
+                for x in xs: self._add(f.image[:crop, x:x + crop], kind[:crop, x:x + crop])
                 im, kd = np.pad(f.image, ((0, 0), (pad, pad), (0, 0))), np.pad(kind, ((0, 0), (pad, pad)))
-                for x in range(0, im.shape[1] - crop + 1, crop): self._add(im[:crop, x:x + crop], kd[:crop, x:x + crop])
+                for _, x in layout.origins: self._add(im[:crop, x + pad:x + pad + crop], kd[:crop, x + pad:x + pad + crop])
 
     def _add(self, img, kind):
         for flip in (False, True):
@@ -67,7 +77,7 @@ class GroundTruthKindEncoder(nn.Module):
         try: kinds = np.stack([self.table[_key(c)] for c in x])
         except KeyError:
             raise KeyError("a crop that is not in the ground-truth table: the oracle encoder only knows the crops of "
-                           "the synthetic layout (126×420 frames, cache stride 42, 4 windows, padding 42)") from None
+                           "the job's crop offsets (see job_crops)") from None
         frac = F.adaptive_avg_pool2d(F.one_hot(torch.from_numpy(kinds), 4).permute(0, 3, 1, 2).float(), self.grid)
         frac = frac.flatten(2).transpose(1, 2)                                  # (B, P, 4) kind fractions
         return torch.cat([self.scale * frac, self.pos.expand(len(x), -1, -1)], -1).to(images.device)
@@ -88,7 +98,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(dict(scale=a.scale, data=a.data, eval_data=a.eval_data)))
     job = MainJob(out_dir=str(out), data=a.data, eval_data=a.eval_data, progress=False)
-    enc = GroundTruthKindEncoder(job.videos() + job.eval_videos(), a.scale)
+    enc = GroundTruthKindEncoder(job.videos() + job.eval_videos(), a.scale, job_crops(job.dcfg, job.s1cfg))
     job.dcfg = replace(job.dcfg, encoder_weights=enc.weights_id)   # the steps' settings name the oracle: no reuse across scales
     job._cache['encoder'] = enc
     print(f"encoder: {enc.description}; {len(enc.table)} crops known")

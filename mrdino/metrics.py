@@ -446,6 +446,6 @@ def evaluate_predictions(
     result = dict(protocol=p.name, n_images=n, count_background=count_background,
                   metrics={k: (None if np.isnan(m[k]) else m[k]) for k in p.metrics},
                   counts=acc.counts(), settings=asdict(p))
-    atomic_write(out / "per_image.csv", buf.getvalue().encode())
-    atomic_write(out / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
+    atomic_write(out / "per_image.csv", buf.getvalue())
+    atomic_write(out / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result

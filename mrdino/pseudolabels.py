@@ -126,17 +126,15 @@ def flow_edges_at(
     return flow_edges(grown, edge)[sl[0].start - r0:sl[0].stop - r0, sl[1].start - c0:sl[1].stop - c0]
 
 # %% ../nbs/02_pseudolabels.ipynb 20
-@functools.lru_cache(maxsize=64)
-def _disk(radius:int)->np.ndarray:
-    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    return (x * x + y * y <= radius * radius).astype(np.uint8)
-
 def disk(
     radius:int, # disk radius in pixels
 )->np.ndarray:  # (2r+1, 2r+1) bool: x² + y² <= r²
     "Disk footprint (scikit-image's `disk`)."
     y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1]
     return x * x + y * y <= radius * radius
+
+@functools.lru_cache(maxsize=64)
+def _disk(radius:int)->np.ndarray: return disk(radius).astype(np.uint8)   # the erosion kernel, made once per radius
 
 def erode_crop(
     mask:np.ndarray,         # (h, w) bool component mask inside its bounding box

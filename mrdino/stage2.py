@@ -322,6 +322,7 @@ class MainJob:
     def __post_init__(self):
         if self.preset not in EVAL_PROTOCOL: raise ValueError(f"unknown preset {self.preset!r}: choose one of {sorted(EVAL_PROTOCOL)}")
         if int(self.workers) < 1: raise ValueError(f"workers={self.workers!r}: use 1 (one process) or more")
+        self.workers = int(self.workers)
         for name in ('data', 'eval_data'):
             v = str(getattr(self, name))
             if not v.startswith('synthetic') and not Path(v).exists():
@@ -379,7 +380,7 @@ class MainJob:
         tau = TAU_STATIC[self.preset]
         settings = dict(data=self.data, backend=self.flow_backend, tau_static=tau)   # workers do not change the labels
         return self._step('pseudolabels', settings, lambda d: pseudolabel(
-            self.videos(), d, backend=self.flow_backend, tau_static=tau, workers=int(self.workers), progress=self.progress))
+            self.videos(), d, backend=self.flow_backend, tau_static=tau, workers=self.workers, progress=self.progress))
 
     def labelled_frames(self)->tuple:
         "(frames, pseudo-label maps) of every retrieved frame with at least one instance."
