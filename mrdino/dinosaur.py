@@ -284,7 +284,7 @@ def build_encoder(
     say(f"encoder: {desc}; features {enc.n_patches}x{enc.dim}", rank)
     return enc
 
-# %% ../nbs/03_dinosaur.ipynb 26
+# %% ../nbs/03_dinosaur.ipynb 27
 def _mlp(dims:list, layer_norm:bool=False)->nn.Sequential:
     "Linear/ReLU stack through `dims`, zero biases, optional LayerNorm first."
     layers = [nn.LayerNorm(dims[0])] if layer_norm else []
@@ -318,7 +318,7 @@ class SlotAttention(nn.Module):
             slots = slots + self.mlp(slots)                               # (B, K, D) residual MLP (LayerNorm inside)
         return slots, attn                                                # attn: last iteration, (B, K, N)
 
-# %% ../nbs/03_dinosaur.ipynb 31
+# %% ../nbs/03_dinosaur.ipynb 32
 class MLPDecoder(nn.Module):
     "Per-patch MLP decoder: slots -> per-slot patch features and alpha masks; reconstruction = alpha-weighted sum."
     def __init__(self, slot_dim:int, feat_dim:int, n_patches:int, hidden:int=2048, n_hidden:int=3):
@@ -386,7 +386,7 @@ class Dinosaur(nn.Module):
         "Weights that training changes (everything but the frozen encoder)."
         return {k: v for k, v in self.state_dict().items() if not k.startswith('encoder.')}
 
-# %% ../nbs/03_dinosaur.ipynb 37
+# %% ../nbs/03_dinosaur.ipynb 38
 def _resize(img:np.ndarray, size:tuple)->np.ndarray:
     "Bicubic resize of an RGB uint8 image to (H, W) (saturating, like the reference's clamp)."
     return img if img.shape[:2] == tuple(size) else cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
@@ -459,7 +459,7 @@ def cache_views(
     ys, xs = range(0, H - crop + 1, stride), range(0, W - crop + 1, stride)
     return [(y, x, f) for y in ys for x in xs for f in ((False, True) if hflip else (False,))]
 
-# %% ../nbs/03_dinosaur.ipynb 39
+# %% ../nbs/03_dinosaur.ipynb 40
 class FeatureCache:
     "Frozen-encoder features (fp16) of a fixed set of views of every frame, in a numpy memmap; resumable build."
     def __init__(self,
@@ -508,13 +508,13 @@ class FeatureCache:
         "(B, P, F) float32 features of frames `idx` at views `view` (index arrays of equal length)."
         return torch.from_numpy(self.feats[np.asarray(idx), np.asarray(view)].astype(np.float32))
 
-# %% ../nbs/03_dinosaur.ipynb 43
+# %% ../nbs/03_dinosaur.ipynb 44
 def lr_factor(step:int, warmup:int, decay:int)->float:
     "Learning-rate multiplier at optimiser step `step` (0-based): linear warm-up from 0, then halving every `decay` steps."
     if warmup and step < warmup: return step / warmup
     return 0.5 ** ((step - warmup) / decay)
 
-# %% ../nbs/03_dinosaur.ipynb 45
+# %% ../nbs/03_dinosaur.ipynb 46
 def _dist():
     "(rank, world, local_rank) from torchrun's environment; initialises the process group when needed."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -606,7 +606,7 @@ def load_dinosaur(
     say(f"loaded {ck} (step {meta['step']}); encoder: {model.encoder.description}")
     return model.to(device).eval()
 
-# %% ../nbs/03_dinosaur.ipynb 46
+# %% ../nbs/03_dinosaur.ipynb 47
 _CSV_COLS = ['step', 'loss', 'lr', 'grad_norm', 's_per_step', 'img_per_s', 'elapsed_s', 'encoder']
 
 def _fast_paths(device:torch.device)->dict:
@@ -740,7 +740,7 @@ def train_dinosaur(
         say(f"done: step {last['step']}, loss {last['loss']:.4g}, {last['img_per_s']} img/s; checkpoint {last['checkpoint']}", rank)
     return last
 
-# %% ../nbs/03_dinosaur.ipynb 50
+# %% ../nbs/03_dinosaur.ipynb 51
 @dataclass
 class WindowLayout:
     "How an image is cut into square windows."
@@ -763,7 +763,7 @@ def window_layout(
     pt, pl = (ny * crop - H) // 2, (nx * crop - W) // 2
     return WindowLayout((H, W), crop, [(iy * crop - pt, ix * crop - pl) for iy in range(ny) for ix in range(nx)], (pt, pl))
 
-# %% ../nbs/03_dinosaur.ipynb 53
+# %% ../nbs/03_dinosaur.ipynb 54
 def merge_window_slots(
     labels:np.ndarray,     # (H, W) int channel id per canvas pixel (argmax of the joined masks); channel = window * C + j
     slots:np.ndarray,      # (n_windows, K, D) slot vectors (C = n_bg + K channels per window)
@@ -810,7 +810,7 @@ def merge_window_slots(
         parent[c] = r
     return parent[labels], parent
 
-# %% ../nbs/03_dinosaur.ipynb 57
+# %% ../nbs/03_dinosaur.ipynb 58
 def join_windows(
     masks:np.ndarray,        # (nW, K, crop, crop) alpha masks of each window
     layout:WindowLayout,     # where the windows lie on the canvas
