@@ -69,7 +69,7 @@ def _flow(a):
 
 def _evaluate(a):
     "Segment an annotated dataset with a trained model and score it under a protocol."
-    from tqdm.auto import tqdm
+    from mrdino.data import progress_bar
     from mrdino.data import read_source
     from mrdino.dinosaur import load_dinosaur
     from mrdino.stage2 import load_head, predict_frame
@@ -81,7 +81,7 @@ def _evaluate(a):
     for s in read_source(a.data):
         frames = [f for f in s.iter_frames(skip_bad=True) if f.gt is not None][::a.every]
         for i, msg in s.skipped: print(f"skipped: {msg}")
-        for f in tqdm(frames, desc=s.name):
+        for f in progress_bar(frames, desc=s.name):
             preds.append(predict_frame(model, f.image, head, seed=a.seed)[0]); gts.append(f.gt)
             names.append(f"{s.name.replace('/', '_')}_{f.index:06d}"); ims.append(f.image)
     if not preds: raise ValueError(f"no annotated frames in {a.data}: evaluation needs ground-truth instance maps")

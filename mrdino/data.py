@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb 2
 from __future__ import annotations
-import os, re, math, socket
+import os, re, math, socket, sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +17,7 @@ __all__ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'KITTI_OBJECT_CLASSES', 'EVAL_SEED', 'Fra
            'SyntheticVideo', 'make_street_video', 'make_street_dataset', 'flow_to_rgb', 'label_to_rgb', 'warp_back',
            'read_rgb', 'read_label_png', 'FileSequence', 'VideoSequence', 'read_folder', 'read_video', 'oxts_speed',
            'read_kitti_raw', 'kitti_objects', 'read_kitti_instances', 'read_tripd', 'read_movi', 'read_source',
-           'write_png', 'atomic_write', 'clean_stale_tmp']
+           'write_png', 'atomic_write', 'clean_stale_tmp', 'progress_mode', 'progress_bar']
 
 # %% ../nbs/00_data.ipynb 5
 @dataclass
@@ -681,3 +681,38 @@ def clean_stale_tmp(
         except ProcessLookupError: p.unlink(missing_ok=True); n += 1
         except PermissionError: pass
     return n
+
+# %% ../nbs/00_data.ipynb 60
+class _Lines:
+    "Text stream for tqdm that writes each redraw as a line of its own (a log shows progress, not `\r` overwrites)."
+    def __init__(self, f): self.f = f
+    def write(self, s):
+        s = s.replace('\r', '').strip()
+        if s: self.f.write(s + '\n')
+    def flush(self): self.f.flush()
+
+def progress_mode()->str: # 'widget', 'bar', 'lines' or 'off'
+    "How progress shows here: `MRDINO_PROGRESS` if set, else a widget in a Jupyter front end, a bar on a terminal, else lines."
+    mode = os.environ.get('MRDINO_PROGRESS', '')
+    if mode in ('widget', 'bar', 'lines', 'off'): return mode
+    if mode: raise ValueError(f"MRDINO_PROGRESS={mode!r}: set it to widget, bar, lines or off (or unset it)")
+    try: from IPython import get_ipython; shell = type(get_ipython()).__name__
+    except ImportError: shell = ''
+    if shell == 'ZMQInteractiveShell' and 'JPY_SESSION_NAME' in os.environ: return 'widget'  # kernel of JupyterLab/Notebook
+    return 'bar' if sys.stderr.isatty() else 'lines'
+
+def progress_bar(
+    iterable=None,      # what to iterate over (tqdm's first argument)
+    mode:str|None=None, # 'widget', 'bar', 'lines' or 'off'; None: `progress_mode()`
+    every:float=30.,    # lines mode: seconds between lines (the first and last are always written)
+    **kwargs,           # tqdm's own: desc, total, unit, initial, disable, leave, file, ...
+):
+    "A tqdm progress bar that suits where it runs: a widget in Jupyter, a bar on a terminal, text lines in logs."
+    mode = mode or progress_mode()
+    if mode == 'off': kwargs['disable'] = True
+    if mode == 'widget': from tqdm.notebook import tqdm
+    else: from tqdm.std import tqdm
+    if mode == 'lines':
+        kwargs.update(file=_Lines(kwargs.get('file') or sys.stderr), mininterval=every, maxinterval=max(every, 10),
+                      leave=True, ascii=True, ncols=100)
+    return tqdm(iterable, **kwargs)

@@ -491,10 +491,10 @@ class FeatureCache:
         "Encode the views of every frame not done yet (frames i with i % world == rank)."
         todo = [i for i in range(rank, len(self.frames), world) if not self.done[i]]
         if not todo: return self
-        from tqdm.auto import tqdm
+        from mrdino.data import progress_bar
         per = max(1, batch // len(self.views))
         enc = self.encoder.to(device)
-        for s in tqdm(range(0, len(todo), per), desc=f'feature cache [{self.encoder.description[:60]}]',
+        for s in progress_bar(range(0, len(todo), per), desc=f'feature cache [{self.encoder.description[:60]}]',
                       disable=not progress or rank != 0):
             ids = todo[s:s + per]
             crops = np.stack([take_view(self.frames[i], y, x, f, enc.crop) for i in ids for (y, x, f) in self.views])
@@ -630,7 +630,7 @@ def train_dinosaur(
     encoder:FrozenDinov2|None=None, # reuse an already built encoder
 )->dict:                            # summary: step, loss, checkpoint, seconds, images/s
     "Train DINOSAUR (feature reconstruction) with exact resume, a frozen-feature cache, bf16 on CUDA, DDP under torchrun."
-    from tqdm.auto import tqdm
+    from mrdino.data import progress_bar
     rank, world, local = _dist()
     steps = cfg.steps if steps is None else steps
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} is not divisible by WORLD_SIZE {world}")
@@ -689,7 +689,7 @@ def train_dinosaur(
     resumed_loss = float(kept[-1]['loss']) if kept and int(kept[-1]['step']) == start else float('nan')
     last = dict(step=start, loss=resumed_loss, checkpoint=str(ck) if ck else None)   # a finished run reports its last loss
     t_run, n_done, t_last, n_last = time.time(), 0, time.time(), 0
-    bar = tqdm(range(start, steps), desc=f"dinosaur {cfg.name} [{tag[:48]}]", disable=not progress or rank != 0,
+    bar = progress_bar(range(start, steps), desc=f"dinosaur {cfg.name} [{tag[:48]}]", disable=not progress or rank != 0,
                initial=start, total=steps)
     for step in bar:
         idx = torch.randint(len(frames), (B,), generator=g).numpy()

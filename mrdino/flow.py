@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 import cv2
-from tqdm.auto import tqdm
+from .data import progress_bar
 # torch and torchvision are imported where RAFT needs them: DIS users and pseudo-label worker processes start
 # without them (they take seconds to import)
 
@@ -427,7 +427,7 @@ def iter_flow(
     bs = batch_size or b.batch_size
     prev, pname = _frame_at(frames, 0)
     ref, rname = prev, pname
-    bar = tqdm(total=n - 1, desc=f"flow {b.describe()}", disable=not progress, leave=False)
+    bar = progress_bar(total=n - 1, desc=f"flow {b.describe()}", disable=not progress, leave=False)
     t0, ims0, ims1, names = 0, [], [], []
     try:
         for i in range(1, n):

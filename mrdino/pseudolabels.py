@@ -14,7 +14,7 @@ import joblib
 import hdbscan
 from scipy import ndimage as ndi
 from sklearn.neighbors import KDTree
-from tqdm.auto import tqdm
+from .data import progress_bar
 
 # %% auto 0
 __all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 'flow_magnitude', 'foreground', 'direction_bins',
@@ -585,7 +585,7 @@ def pseudolabel(
     total = sum(len(s) for s in todo)
     log.info(f"pseudolabel: {len(todo)} sequences ({total} frames) of shard {i}/{n} to do → {root} "
              f"[flow {desc}, mode {cfg.mode}, tau_static {tau_static}]")
-    bar = tqdm(total=total, unit='frame', desc='pseudolabel', disable=not progress, smoothing=0.1)
+    bar = progress_bar(total=total, unit='frame', desc='pseudolabel', disable=not progress, smoothing=0.1)
     done_rows = []
     try:
         if workers <= 1 or len(todo) <= 1:

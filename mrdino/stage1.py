@@ -157,10 +157,10 @@ def encode_windows(
     progress:bool=False,  # tqdm bar
 )->torch.Tensor:          # (N, P, F) float32 features on the CPU
     "Frozen-encoder features of fixed windows, computed once."
-    from tqdm.auto import tqdm
+    from mrdino.data import progress_bar
     dev = device or next(model.parameters()).device
     out = []
-    for s in tqdm(range(0, len(windows), batch), desc='encode windows', disable=not progress, unit='batch'):
+    for s in progress_bar(range(0, len(windows), batch), desc='encode windows', disable=not progress, unit='batch'):
         out.append(model.encode(to_images(windows[s:s + batch]).to(dev)).float().cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
@@ -193,7 +193,7 @@ def train_stage1(
     feats:torch.Tensor|None=None, # precomputed (N, P, F) features of `windows`
 )->dict:                        # summary: epochs, steps, last loss, windows/s, checkpoint
     "Stage 1: train slot attention and its input MLP on matched pseudo masks; everything else stays frozen."
-    from tqdm.auto import tqdm
+    from mrdino.data import progress_bar
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if len(windows) == 0: raise ValueError("no training windows: no pseudo-label has an object (check the pseudo-labelling run)")
@@ -218,7 +218,7 @@ def train_stage1(
     for epoch in range(epoch0, cfg.epochs):
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)          # order and noise depend on the epoch only
         order = torch.randperm(N, generator=g)
-        bar = tqdm(range(0, N, B), desc=f'stage 1 epoch {epoch + 1}/{cfg.epochs}', disable=not progress, leave=False)
+        bar = progress_bar(range(0, N, B), desc=f'stage 1 epoch {epoch + 1}/{cfg.epochs}', disable=not progress, leave=False)
         for s in bar:
             t0 = time.time()
             idx = order[s:s + B]

@@ -168,7 +168,7 @@ def train_stage2(
     feats:torch.Tensor|None=None, # precomputed window features
 )->dict:                         # summary: steps, loss, windows/s, checkpoint
     "Stage 2: train the slot-deactivation MLP on a frozen model with L_fg + L_bg and the drop loss."
-    from tqdm.auto import tqdm
+    from mrdino.data import progress_bar
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if len(windows) == 0: raise ValueError("no training windows: no pseudo-label has an object")
@@ -189,7 +189,7 @@ def train_stage2(
         say(f"stage 2: resuming {out} at step {step}", name='stage2')
     meta = dict(slot_dim=model.cfg.slot_dim, encoder=model.encoder.description)
     say(f"stage 2: {N} windows, {total} steps (r_bg {cfg.r_bg}, tau_drop {cfg.tau_drop}); encoder: {model.encoder.description}", name='stage2')
-    bar = tqdm(total=total, initial=step, desc='stage 2', disable=not progress)
+    bar = progress_bar(total=total, initial=step, desc='stage 2', disable=not progress)
     t_run, n_run, last, rows = time.time(), 0, dict(step=step), []
     start = step
     while step < total:
@@ -263,10 +263,10 @@ def evaluate_model(
     progress:bool=False,            # tqdm bar
 )->dict:                            # metrics (fractions) + recall_parked, recall_moving, frames
     "Segment GT-annotated frames and score them (F1@50, AP50, AR50, all-ARI, fg-ARI, parked/moving recall)."
-    from tqdm.auto import tqdm
+    from mrdino.data import progress_bar
     preds, gts, ns, found = [], [], [], dict(parked=[0, 0], moving=[0, 0])
     items = [(v, t) for v in videos for t in range(0, len(v), every)]
-    for v, t in tqdm(items, desc='evaluate', disable=not progress):
+    for v, t in progress_bar(items, desc='evaluate', disable=not progress):
         f = v[t]
         lab, _ = predict_frame(model, f.image, head, thr, seed)
         sp = score_pair(lab, f.gt, protocol)
