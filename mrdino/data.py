@@ -17,7 +17,7 @@ __all__ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'KITTI_OBJECT_CLASSES', 'EVAL_SEED', 'Fra
            'SyntheticVideo', 'make_street_video', 'make_street_dataset', 'flow_to_rgb', 'label_to_rgb', 'warp_back',
            'read_rgb', 'read_label_png', 'FileSequence', 'VideoSequence', 'read_folder', 'read_video', 'oxts_speed',
            'read_kitti_raw', 'kitti_objects', 'read_kitti_instances', 'read_tripd', 'read_movi', 'read_source',
-           'write_png', 'atomic_write', 'clean_stale_tmp', 'progress_mode', 'progress_bar']
+           'write_png', 'atomic_write', 'clean_stale_tmp', 'progress_mode', 'progress_bar', 'png_html', 'with_snapshot']
 
 # %% ../nbs/00_data.ipynb 5
 @dataclass
@@ -716,3 +716,26 @@ def progress_bar(
         kwargs.update(file=_Lines(kwargs.get('file') or sys.stderr), mininterval=every, maxinterval=max(every, 10),
                       leave=True, ascii=True, ncols=100)
     return tqdm(iterable, **kwargs)
+
+# %% ../nbs/00_data.ipynb 63
+def png_html(
+    img:np.ndarray,         # (H, W, 3) uint8 RGB
+    width:int|None=None,    # display width in CSS pixels (default: the image's)
+)->str:                     # an <img> tag with the PNG inline
+    "An HTML <img> of `img`, PNG-encoded inline (no file, no network)."
+    import base64
+    ok, buf = cv2.imencode('.png', cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
+    if not ok: raise ValueError(f"could not PNG-encode an image of shape {img.shape}")
+    w = width or img.shape[1]
+    return (f'<img src="data:image/png;base64,{base64.b64encode(buf.tobytes()).decode()}" width="{w}" '
+            f'style="image-rendering:pixelated; max-width:100%">')
+
+def with_snapshot(
+    box,         # an ipywidgets widget
+    html,        # callable returning the HTML of the current view
+):
+    "Make `box` display as itself plus a static HTML snapshot, which pages without a kernel show."
+    live = box._repr_mimebundle_
+    def bundle(**kw): return {**(live(**kw) or {}), 'text/html': html()}
+    box._repr_mimebundle_ = bundle
+    return box

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 import cv2
-from .data import progress_bar
+from .data import progress_bar, png_html, with_snapshot
 # torch and torchvision are imported where RAFT needs them: DIS users and pseudo-label worker processes start
 # without them (they take seconds to import)
 
@@ -665,11 +665,15 @@ class FlowExplorer:
         import ipywidgets as W
         if len(seq) < 2: raise ValueError(f"{getattr(seq, 'name', 'the sequence')} has {len(seq)} frame: no flow")
         self.seq, self.frac, self.min_corners, self.max_mag, self.kw = seq, frac, min_corners, max_mag, kw
-        self.frame = W.IntSlider(value=0, min=0, max=len(seq) - 2, description='frame')
-        self.backend = W.Dropdown(options=list(backends), value=backends[0], description='backend')
-        self.tau = W.FloatSlider(value=tau_static, min=0.05, max=5.0, step=0.05, description='tau_static')
-        self.view, self.label = W.Image(format='png'), W.HTML()
-        self.widget = W.VBox([W.HBox([self.frame, self.backend, self.tau]), self.label, self.view])
+        st = dict(style={'description_width': 'initial'})            # full labels
+        self.frame = W.IntSlider(value=0, min=0, max=len(seq) - 2, description='frame', **st)
+        self.backend = W.Dropdown(options=list(backends), value=backends[0], description='backend', **st)
+        self.tau = W.FloatSlider(value=round(tau_static, 2), min=0.05, max=5.0, step=0.01, description='tau_static', **st)
+        H, Wd = _frame_at(seq, 0)[0].shape[:2]
+        self.scale = max(1, min(4, round(420 / (2 * H))))           # frame over flow about 420 px tall, in whole pixels
+        self.view, self.label = W.Image(format='png', layout=W.Layout(width=f'{min(Wd * self.scale, 640)}px')), W.HTML()
+        self.widget = with_snapshot(W.HBox([W.VBox([self.frame, self.backend, self.tau, self.label]), self.view]),
+                                    lambda: f"<p>{self.label.value}</p>" + png_html(self.image, min(Wd * self.scale, 640)))
         self._flows = {}
         for c in (self.frame, self.backend, self.tau): c.observe(lambda _: self.update(), names='value')
         self.update()

@@ -14,7 +14,7 @@ import joblib
 import hdbscan
 from scipy import ndimage as ndi
 from sklearn.neighbors import KDTree
-from .data import progress_bar
+from .data import progress_bar, png_html, with_snapshot
 
 # %% auto 0
 __all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 'flow_magnitude', 'foreground', 'direction_bins',
@@ -679,8 +679,8 @@ def quality_table(
 # %% ../nbs/02_pseudolabels.ipynb 61
 class ThresholdExplorer:
     "Tune the pseudo-label thresholds on a live frame: settings in, instance map and overlay out."
-    sliders = dict(tau_fg=(0.5, 10.0, 0.1), tau_grad=(0.0, 60.0, 1.0), min_cluster_size=(2, 120, 1),
-                   spatial_weight=(0.0, 120.0, 1.0), direction_weight=(0.0, 200.0, 5.0), min_region=(0, 1000, 10),
+    sliders = dict(tau_fg=(0.5, 10.0, 0.01), tau_grad=(0.0, 60.0, 0.1), min_cluster_size=(2, 120, 1),
+                   spatial_weight=(0.0, 120.0, 0.1), direction_weight=(0.0, 200.0, 0.5), min_region=(0, 1000, 1),
                    erosion_radius=(0, 20, 1))
 
     def __init__(self,
@@ -707,7 +707,17 @@ class ThresholdExplorer:
         if not 0 <= index < n: raise IndexError(f"frame {index} out of range 0..{n - 1}")
         self.index = index
         self.image, self.flow = self._pair(index)
+        self.gt, self.gt_kind = self._gt(index)
         return self.update()
+
+    def _gt(self, i):
+        "GT to compare with: a synthetic video's moving objects, else the frame's annotation, else None."
+        if hasattr(self.frames, 'moving_ids'):
+            g = self.frames.instances[i]
+            return np.where(np.isin(g, self.frames.moving_ids(i)), g, 0), 'moving objects'
+        f = self.frames[i]
+        g = None if isinstance(f, tuple) else f.gt
+        return (None, None) if g is None else (g, 'annotated objects')
 
     def set(self, **kw)->ThresholdExplorer:
         "Change `InstanceConfig` fields and recompute."
@@ -719,6 +729,12 @@ class ThresholdExplorer:
         st = instance_steps(self.flow, self.cfg)
         self.steps, self.instances, self.seconds = st, st.instances, st.seconds
         self.n_instances = int(st.instances.max())
+        self.f1 = None                                          # F1@50 of this frame's map against self.gt
+        if self.gt is not None:
+            from mrdino.metrics import image_scores
+            sc = image_scores(self.instances, self.gt)
+            den = sc['n_pred'] + sc['n_gt']
+            self.f1, self.tp, self.n_gt = (2 * sc['tp'] / den if den else 1.0), sc['tp'], sc['n_gt']
         col = label_to_rgb(self.instances).astype(np.float32)
         img = self.image if self.image.ndim == 3 else np.repeat(self.image[..., None], 3, -1)
         a = (self.instances > 0)[..., None] * 0.55
@@ -729,23 +745,38 @@ class ThresholdExplorer:
     def summary(self)->str:
         s = self.steps
         return (f"frame {self.index}: {self.n_instances} instances from {s.n_components} components "
-                f"({len(s.split)} split){' — dropped: too little foreground' if s.dropped else ''}, {self.seconds * 1000:.0f} ms")
+                f"({len(s.split)} split){' — dropped: too little foreground' if s.dropped else ''}, {self.seconds * 1000:.0f} ms"
+                + ('' if self.f1 is None else
+                   f"; F1@50 vs {self.gt_kind} {100 * self.f1:.0f} % ({self.tp} of {self.n_gt} found)"))
 
-    def widget(self):
-        "ipywidgets UI: one slider per threshold, the frame index, exact/fast mode; overlay and summary."
+    @property
+    def view(self)->np.ndarray:
+        "(H, W, 3) overlay, or overlay | GT side by side where GT exists."
+        if self.gt is None: return self.overlay
+        return np.concatenate([self.overlay, np.full((self.gt.shape[0], 4, 3), 255, np.uint8), label_to_rgb(self.gt)], 1)
+
+    def widget(self, width:int=640): # display width of the picture in CSS pixels
+        "ipywidgets UI: one slider per threshold, the frame index, exact/fast mode; overlay (| GT) and summary."
         import ipywidgets as W
-        img = W.Image(format='png')
+        grid = {k: round(lo + round((getattr(self.cfg, k) - lo) / st) * st, 6) for k, (lo, hi, st) in self.sliders.items()}
+        moved = {k: (getattr(self.cfg, k), v) for k, v in grid.items() if abs(v - getattr(self.cfg, k)) > 1e-9}
+        if moved: self.set(**grid)                              # starting values on the slider steps, and said so
+        note = W.HTML('' if not moved else 'starting values rounded to the slider steps: ' +
+                      ', '.join(f'{k} {a:.3g} → {b:.3g}' for k, (a, b) in moved.items()))
+        wpx = lambda: min(width, 3 * self.view.shape[1])
+        img = W.Image(format='png', layout=W.Layout(width=f'{wpx()}px'))
         txt = W.Label()
         def render():
-            ok, buf = cv2.imencode('.png', cv2.cvtColor(self.overlay, cv2.COLOR_RGB2BGR))
+            ok, buf = cv2.imencode('.png', cv2.cvtColor(self.view, cv2.COLOR_RGB2BGR))
             img.value, txt.value = buf.tobytes(), self.summary
-        ctrls = {}
-        for k, (lo, hi, st) in self.sliders.items():
-            cls = W.IntSlider if isinstance(st, int) else W.FloatSlider
-            ctrls[k] = cls(value=getattr(self.cfg, k), min=lo, max=hi, step=st, description=k, continuous_update=False)
+        ctrls, st = {}, dict(style={'description_width': 'initial'}, continuous_update=False)
+        for k, (lo, hi, step) in self.sliders.items():
+            cls = W.IntSlider if isinstance(step, int) else W.FloatSlider
+            ctrls[k] = cls(value=getattr(self.cfg, k), min=lo, max=hi, step=step, description=k, **st)
         n = len(self.frames) - (0 if isinstance(self.frames[0], tuple) else 1)
-        ctrls['index'] = W.IntSlider(value=self.index, min=0, max=n - 1, description='frame', continuous_update=False)
-        ctrls['mode'] = W.ToggleButtons(options=['exact', 'fast'], value=self.cfg.mode, description='mode')
+        ctrls['index'] = W.IntSlider(value=self.index, min=0, max=n - 1, description='frame', **st)
+        ctrls['mode'] = W.ToggleButtons(options=['exact', 'fast'], value=self.cfg.mode, description='mode',
+                                        style={'description_width': 'initial', 'button_width': '60px'})
         def on(change):
             k = change['owner'].description
             if k == 'frame': self.set_frame(change['new'])
@@ -753,6 +784,7 @@ class ThresholdExplorer:
             render()
         for c in ctrls.values(): c.observe(on, names='value')
         render()
-        box = W.VBox([W.HBox([W.VBox(list(ctrls.values())[:4]), W.VBox(list(ctrls.values())[4:])]), txt, img])
+        box = W.VBox([W.HBox([W.VBox(list(ctrls.values())[:5]), W.VBox(list(ctrls.values())[5:])]), note, txt, img])
+        box = with_snapshot(box, lambda: f"<p>{self.summary}</p>" + png_html(self.view, wpx()))
         box.controls, box.image, box.label = ctrls, img, txt
         return box
