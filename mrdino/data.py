@@ -721,8 +721,8 @@ def progress_bar(
 def png_html(
     img:np.ndarray,         # (H, W, 3) uint8 RGB
     width:int|None=None,    # display width in CSS pixels (default: the image's)
-)->str:                     # an <img> tag with the PNG inline
-    "An HTML <img> of `img`, PNG-encoded inline (no file, no network)."
+)->str:                     # HTML: an img tag with the PNG inline
+    "An HTML image tag showing `img`, PNG-encoded inline (no file, no network)."
     import base64
     ok, buf = cv2.imencode('.png', cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
     if not ok: raise ValueError(f"could not PNG-encode an image of shape {img.shape}")

@@ -1,0 +1,104 @@
+"""Build the rendered docs offline into `_docs/`: `.venv/bin/python tools/docs.py` (then open `_docs/index.html`).
+
+Every `nbs/*.ipynb` becomes a page, in file-name order (pipeline order). Each notebook is first prepared the way
+nbdev prepares it for its own docs: nbdev's `add_show_docs` adds a `show_doc` cell after each `#| export` cell,
+which renders the API reference (signature and the docments table). Then the nbdev directives become Sphinx/myst-nb
+cell tags: `#| export`, `#| exporti`, `#| hide` and `#| default_exp` cells run but are not shown, `show_doc` cells
+show only their output, `#| eval: false` cells are shown but not run, and the `#|` lines are dropped from what is
+shown. Sphinx + myst-nb then execute the notebooks (top to bottom, in a temporary folder, any error fails the
+build) and render them with the Furo theme. Executed outputs are cached (jupyter-cache, keyed by the notebook's
+code), so a rebuild after editing one notebook re-executes only that one. Nothing is fetched from the network:
+widgets show the static snapshot they carry, progress bars write text lines.
+
+`--quick` leaves `#| slow` and `#| cuda` cells unexecuted (as `nbdev_test` does without `--flags`): the CI build.
+Staging, cache and Sphinx state live in `_docs_build/` (delete it to start from scratch).
+"""
+import argparse, json, os, re, shutil, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / '_docs_build'
+_HIDE = {'export', 'exporti', 'hide', 'default_exp'}
+_SHOW_DOC = """from nbdev.showdoc import show_doc as _nbdev_show_doc
+from IPython.display import Markdown
+def show_doc(sym, **kw):
+    "nbdev's show_doc as Markdown, without the leading rule and source link (docutils allows no transition inside a section)."
+    md = _nbdev_show_doc(sym, **kw)._repr_markdown_()
+    md = '\\n'.join(l for l in md.split('\\n') if not l.startswith('[source]('))   # a Quarto link to GitHub
+    return Markdown(md.lstrip().removeprefix('---').lstrip())"""
+
+def _cell(kind:str, src:str, tags=()):
+    import nbformat
+    c = nbformat.v4.new_code_cell(src) if kind == 'code' else nbformat.v4.new_markdown_cell(src)
+    if tags: c.metadata['tags'] = list(tags)
+    return c
+
+def prepare(nb_path:Path, quick:bool=False, toc:list|None=None):
+    "A notebook for myst-nb: nbdev's show_doc cells added, directives turned into cell tags."
+    import nbformat
+    from nbdev.process import NBProcessor
+    from nbdev.processors import add_show_docs
+    proc = NBProcessor(nb_path, procs=[add_show_docs], rm_directives=False)
+    proc.process()
+    cells = [_cell('code', _SHOW_DOC, ['remove-cell'])]
+    for c in proc.nb.cells:
+        src = c.source
+        if c.cell_type != 'code':
+            cells.append(_cell(c.cell_type, src)); continue
+        d = getattr(c, 'directives_', None) or {}
+        shown = '\n'.join(l for l in src.split('\n') if not re.match(r'\s*#\|', l)).strip('\n')
+        tags = list(c.get('metadata', {}).get('tags', []))
+        if d.keys() & _HIDE: tags.append('remove-cell'); shown = src
+        elif getattr(c, 'has_sd', False) or re.match(r'^show_doc\(', src): tags.append('remove-input')
+        if str(d.get('eval:', [''])[0]).lower() == 'false': tags.append('skip-execution')
+        if quick and d.keys() & {'slow', 'cuda'}:
+            tags.append('skip-execution'); shown = '# not run in the quick docs build (#| slow / #| cuda)\n' + shown
+        if not shown.strip(): continue
+        cells.append(_cell('code', shown, tags))
+    if toc:
+        cells.append(_cell('markdown', '```{toctree}\n:hidden:\n:maxdepth: 1\n\n' + '\n'.join(toc) + '\n```'))
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={
+        'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},
+        'language_info': {'name': 'python'}})
+    return nbformat.writes(nb)
+
+def stage(src_dir:Path, quick:bool)->list:
+    "Write the prepared notebooks and conf.py to `src_dir`, touching only files whose content changed."
+    nbs = sorted((ROOT / 'nbs').glob('*.ipynb'))
+    names = [p.stem for p in nbs if p.stem != 'index']
+    src_dir.mkdir(parents=True, exist_ok=True)
+    want = {'conf.py': (ROOT / 'tools' / 'docs_conf.py').read_text(),
+            '_static/no-mathjax.js': '// the pages have no math: a local stand-in for the MathJax CDN script\n'}
+    for p in nbs:
+        want[p.name] = prepare(p, quick, toc=names if p.stem == 'index' else None)
+    for f in src_dir.iterdir():
+        if f.is_file() and f.name not in want: f.unlink()
+    for name, text in want.items():
+        f = src_dir / name; f.parent.mkdir(exist_ok=True)
+        if not f.exists() or f.read_text() != text: f.write_text(text)
+    return list(want)
+
+def build(out:Path=ROOT / '_docs', quick:bool=False, build_dir:Path=BUILD)->float:
+    "Stage, execute (cached) and render the docs into `out`; returns the seconds it took."
+    t0 = time.time()
+    src = build_dir / ('src_quick' if quick else 'src')
+    stage(src, quick)
+    env = {**os.environ, 'MRDINO_PROGRESS': 'lines', 'HF_HUB_OFFLINE': '1', 'PYDEVD_DISABLE_FILE_VALIDATION': '1',
+           'MRDINO_DOCS_CACHE': str(build_dir / 'cache')}
+    env.pop('MPLBACKEND', None)                     # the kernel's inline backend makes the figures
+    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-d', str(build_dir / ('doctrees_quick' if quick else 'doctrees')),
+           str(src), str(out)]
+    r = subprocess.run(cmd, cwd=ROOT, env=env)
+    if r.returncode: sys.exit(f"docs build failed (sphinx exit {r.returncode}); the reports under {build_dir / 'cache'} "
+                              "or the message above name the notebook and cell")
+    return time.time() - t0
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--out', default=str(ROOT / '_docs'), help='output folder (static site)')
+    ap.add_argument('--quick', action='store_true', help='do not run #| slow and #| cuda cells')
+    ap.add_argument('--clean', action='store_true', help=f'forget the execution cache and staging ({BUILD.name}/) first')
+    a = ap.parse_args()
+    if a.clean: shutil.rmtree(BUILD, ignore_errors=True)
+    dt = build(Path(a.out), a.quick)
+    print(f"docs built in {dt:.0f} s: open {Path(a.out).resolve() / 'index.html'}")
