@@ -755,7 +755,7 @@ class ThresholdExplorer:
         if self.gt is None: return self.overlay
         return np.concatenate([self.overlay, np.full((self.gt.shape[0], 4, 3), 255, np.uint8), label_to_rgb(self.gt)], 1)
 
-    def widget(self, width:int=640): # display width of the picture in CSS pixels
+    def widget(self, width:int|None=None): # picture width in CSS pixels (default: a whole multiple of its own, up to 900)
         "ipywidgets UI: one slider per threshold, the frame index, exact/fast mode; overlay (| GT) and summary."
         import ipywidgets as W
         grid = {k: round(lo + round((getattr(self.cfg, k) - lo) / st) * st, 6) for k, (lo, hi, st) in self.sliders.items()}
@@ -763,7 +763,7 @@ class ThresholdExplorer:
         if moved: self.set(**grid)                              # starting values on the slider steps, and said so
         note = W.HTML('' if not moved else 'starting values rounded to the slider steps: ' +
                       ', '.join(f'{k} {a:.3g} → {b:.3g}' for k, (a, b) in moved.items()))
-        wpx = lambda: min(width, 3 * self.view.shape[1])
+        wpx = lambda: width or self.view.shape[1] * max(1, 900 // self.view.shape[1])
         img = W.Image(format='png', layout=W.Layout(width=f'{wpx()}px'))
         txt = W.Label()
         def render():
