@@ -11,6 +11,7 @@ code), so a rebuild after editing one notebook re-executes only that one. Nothin
 widgets show the static snapshot they carry, progress bars write text lines.
 
 `--quick` leaves `#| slow` and `#| cuda` cells unexecuted (as `nbdev_test` does without `--flags`): the CI build.
+`--demo-run runs/demo` points 05_stage2's main job at a finished `mrdino demo` run, so its steps are reused.
 Staging, cache and Sphinx state live in `_docs_build/` (delete it to start from scratch).
 """
 import argparse, json, os, re, shutil, subprocess, sys, time
@@ -33,7 +34,7 @@ def _cell(kind:str, src:str, tags=()):
     if tags: c.metadata['tags'] = list(tags)
     return c
 
-def prepare(nb_path:Path, quick:bool=False, toc:list|None=None):
+def prepare(nb_path:Path, quick:bool=False, toc:list|None=None, demo_run:Path|None=None):
     "A notebook for myst-nb: nbdev's show_doc cells added, directives turned into cell tags."
     import nbformat
     from nbdev.process import NBProcessor
@@ -55,14 +56,18 @@ def prepare(nb_path:Path, quick:bool=False, toc:list|None=None):
             tags.append('skip-execution'); shown = '# not run in the quick docs build (#| slow / #| cuda)\n' + shown
         if not shown.strip(): continue
         cells.append(_cell('code', shown, tags))
+        if demo_run and 'parameters' in tags:          # like papermill's injected parameters: reuse a finished run
+            cells.append(_cell('code', f"out_dir = {str(Path(demo_run).resolve())!r}  # tools/docs.py --demo-run",
+                               ['remove-cell']))
     if toc:
         cells.append(_cell('markdown', '```{toctree}\n:hidden:\n:maxdepth: 1\n\n' + '\n'.join(toc) + '\n```'))
+    for i, c in enumerate(cells): c['id'] = f'docs-{i}'   # stable ids: an unchanged notebook stages the same bytes
     nb = nbformat.v4.new_notebook(cells=cells, metadata={
         'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},
         'language_info': {'name': 'python'}})
     return nbformat.writes(nb)
 
-def stage(src_dir:Path, quick:bool)->list:
+def stage(src_dir:Path, quick:bool, demo_run:Path|None=None)->list:
     "Write the prepared notebooks and conf.py to `src_dir`, touching only files whose content changed."
     nbs = sorted((ROOT / 'nbs').glob('*.ipynb'))
     names = [p.stem for p in nbs if p.stem != 'index']
@@ -70,7 +75,7 @@ def stage(src_dir:Path, quick:bool)->list:
     want = {'conf.py': (ROOT / 'tools' / 'docs_conf.py').read_text(),
             '_static/no-mathjax.js': '// the pages have no math: a local stand-in for the MathJax CDN script\n'}
     for p in nbs:
-        want[p.name] = prepare(p, quick, toc=names if p.stem == 'index' else None)
+        want[p.name] = prepare(p, quick, toc=names if p.stem == 'index' else None, demo_run=demo_run)
     for f in src_dir.iterdir():
         if f.is_file() and f.name not in want: f.unlink()
     for name, text in want.items():
@@ -78,11 +83,11 @@ def stage(src_dir:Path, quick:bool)->list:
         if not f.exists() or f.read_text() != text: f.write_text(text)
     return list(want)
 
-def build(out:Path=ROOT / '_docs', quick:bool=False, build_dir:Path=BUILD)->float:
+def build(out:Path=ROOT / '_docs', quick:bool=False, build_dir:Path=BUILD, demo_run:Path|None=None)->float:
     "Stage, execute (cached) and render the docs into `out`; returns the seconds it took."
     t0 = time.time()
     src = build_dir / ('src_quick' if quick else 'src')
-    stage(src, quick)
+    stage(src, quick, demo_run)
     env = {**os.environ, 'MRDINO_PROGRESS': 'lines', 'HF_HUB_OFFLINE': '1', 'PYDEVD_DISABLE_FILE_VALIDATION': '1',
            'MRDINO_DOCS_CACHE': str(build_dir / 'cache')}
     env.pop('MPLBACKEND', None)                     # the kernel's inline backend makes the figures
@@ -98,7 +103,12 @@ if __name__ == '__main__':
     ap.add_argument('--out', default=str(ROOT / '_docs'), help='output folder (static site)')
     ap.add_argument('--quick', action='store_true', help='do not run #| slow and #| cuda cells')
     ap.add_argument('--clean', action='store_true', help=f'forget the execution cache and staging ({BUILD.name}/) first')
+    ap.add_argument('--demo-run', default=None,
+                    help="a finished `mrdino demo --out RUN` folder: 05_stage2's main job reuses its steps instead of "
+                         "running them again (the page then shows that run's Tab. 3a)")
     a = ap.parse_args()
+    if a.demo_run and not (Path(a.demo_run) / 'results.json').exists():
+        sys.exit(f"--demo-run {a.demo_run}: no results.json there; run `.venv/bin/mrdino demo --out {a.demo_run}` first")
     if a.clean: shutil.rmtree(BUILD, ignore_errors=True)
-    dt = build(Path(a.out), a.quick)
+    dt = build(Path(a.out), a.quick, demo_run=a.demo_run and Path(a.demo_run))
     print(f"docs built in {dt:.0f} s: open {Path(a.out).resolve() / 'index.html'}")
