@@ -685,10 +685,13 @@ def clean_stale_tmp(
 # %% ../nbs/00_data.ipynb 60
 class _Lines:
     "Text stream for tqdm that writes each redraw as a line of its own (a log shows progress, not `\r` overwrites)."
-    def __init__(self, f): self.f = f
+    def __init__(self, f): self.f, self.last = f, None
     def write(self, s):
         s = s.replace('\r', '').strip()
-        if s: self.f.write(s + '\n')
+        head = s.split('[')[0]                                   # description, percentage, bar, count
+        key = head.split('|')[0] + head.rsplit('|', 1)[-1]       # ... without the bar, whose width varies
+        if not s or key == self.last: return                    # closing redraws the last count: once is enough
+        self.f.write(s + '\n'); self.last = key
     def flush(self): self.f.flush()
 
 def progress_mode()->str: # 'widget', 'bar', 'lines' or 'off'
