@@ -91,11 +91,13 @@ def build(out:Path=ROOT / '_docs', quick:bool=False, build_dir:Path=BUILD, demo_
     env = {**os.environ, 'MRDINO_PROGRESS': 'lines', 'HF_HUB_OFFLINE': '1', 'PYDEVD_DISABLE_FILE_VALIDATION': '1',
            'MRDINO_DOCS_CACHE': str(build_dir / 'cache')}
     env.pop('MPLBACKEND', None)                     # the kernel's inline backend makes the figures
+    html = build_dir / ('html_quick' if quick else 'html')  # myst-nb writes jupyter_execute/ next to it, so not in `out`
     cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-d', str(build_dir / ('doctrees_quick' if quick else 'doctrees')),
-           str(src), str(out)]
+           str(src), str(html)]
     r = subprocess.run(cmd, cwd=ROOT, env=env)
     if r.returncode: sys.exit(f"docs build failed (sphinx exit {r.returncode}); the reports under {build_dir / 'cache'} "
                               "or the message above name the notebook and cell")
+    out = Path(out); shutil.rmtree(out, ignore_errors=True); shutil.copytree(html, out)
     return time.time() - t0
 
 if __name__ == '__main__':
