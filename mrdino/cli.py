@@ -71,18 +71,16 @@ def _evaluate(a):
     "Segment an annotated dataset with a trained model and score it under a protocol."
     from tqdm.auto import tqdm
     from mrdino.data import read_source
-    from mrdino.dinosaur import load_dinosaur
-    from mrdino.stage2 import load_head, predict_frame
+    from mrdino.stage2 import load_trained, predict_frame
     from mrdino.metrics import evaluate_predictions
-    model = load_dinosaur(a.checkpoint, a.encoder_weights, device=a.device)
-    head = load_head(a.head, a.device)[0] if a.head else None
-    print(f"evaluating {'MR-DINOSAUR (stage-2 head ' + a.head + ')' if head else 'every slot as a segment (no stage-2 head)'}")
+    model, head, desc = load_trained(a.checkpoint, a.head, a.encoder_weights, device=a.device)   # a run folder or a reference .ckpt
+    print(f"evaluating {desc}")
     preds, gts, names, ims = [], [], [], []
     for s in read_source(a.data):
         frames = [f for f in s.iter_frames(skip_bad=True) if f.gt is not None][::a.every]
         for i, msg in s.skipped: print(f"skipped: {msg}")
         for f in tqdm(frames, desc=s.name):
-            preds.append(predict_frame(model, f.image, head, seed=a.seed)[0]); gts.append(f.gt)
+            preds.append(predict_frame(model, f.image, head, seed=a.seed, protocol=a.protocol)[0]); gts.append(f.gt)
             names.append(f"{s.name.replace('/', '_')}_{f.index:06d}"); ims.append(f.image)
     if not preds: raise ValueError(f"no annotated frames in {a.data}: evaluation needs ground-truth instance maps")
     m = evaluate_predictions(preds, gts, a.protocol, a.out, names=names, images=ims, n_overlays=a.overlays)

@@ -15,13 +15,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'STANDIN_TAG', 'DinosaurConfig', 'say',
-           'build_vit', 'read_state_dict', 'weights_layout', 'to_timm_layout', 'resample_pos_grid',
-           'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2', 'sincos_pos_grid', 'build_encoder',
-           'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur', 'FrameSet', 'take_view', 'to_images',
-           'cache_views', 'FeatureCache', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'find_checkpoint',
-           'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows',
-           'WindowPrediction', 'predict_windows']
+__all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'STANDIN_TAG', 'REF_ENCODER_PREFIX',
+           'DinosaurConfig', 'say', 'build_vit', 'read_state_dict', 'weights_layout', 'to_timm_layout',
+           'resample_pos_grid', 'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2', 'sincos_pos_grid',
+           'build_encoder', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur', 'FrameSet', 'take_view',
+           'to_images', 'cache_views', 'FeatureCache', 'lr_factor', 'write_checkpoint', 'save_checkpoint',
+           'find_checkpoint', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots',
+           'join_windows', 'WindowPrediction', 'reference_windows', 'predict_windows', 'reference_key',
+           'read_reference_checkpoint', 'load_reference_checkpoint']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
@@ -166,11 +167,13 @@ def _guess_model(sd:dict)->str:
 
 def load_dinov2_weights(
     vit:nn.Module,   # ViT from `build_vit`
-    path:str|Path,   # weight file, timm or torch.hub layout
+    path:str|Path|dict, # weight file, timm or torch.hub layout (or a state dict already read)
     name:str='',     # model name, for the error message
+    source:str='',   # where a state dict came from, for the error message
 )->str:              # the layout that was found
     "Load DINOv2 weights into `vit` (either layout), resampling the position grid; strict, with a clear error."
-    sd = read_state_dict(path)
+    sd = dict(path) if isinstance(path, dict) else read_state_dict(path)
+    if isinstance(path, dict): path = source or 'the given state dict'
     layout = weights_layout(sd)
     if layout == 'hub': sd = to_timm_layout(sd)
     sd = {k: v for k, v in sd.items() if not k.startswith('head.')} if isinstance(vit.head, nn.Identity) else sd
@@ -766,15 +769,19 @@ def window_layout(
 # %% ../nbs/03_dinosaur.ipynb 53
 def merge_window_slots(
     labels:np.ndarray,     # (H, W) int channel id per canvas pixel (argmax of the joined masks); channel = window * C + j
-    slots:np.ndarray,      # (n_windows, K, D) slot vectors (C = n_bg + K channels per window)
+    feats:np.ndarray,      # (n_windows, K, ...) per-slot features compared by cosine similarity (C = n_bg + K channels per window)
     layout:WindowLayout,   # window positions on the canvas
     thr:float=0.2,         # merge when cosine similarity > thr
     n_bg:int=0,            # leading background channels per window (never merged)
+    mode:str='corrected',  # 'corrected': channel j uses its own slot; 'reference': the release's merger (channel 0 never merges, channel j uses feats[j - 1])
 )->tuple:                  # (merged labels (H, W), parent (n_windows*C,) channel each channel was merged into)
-    "Merge slots of adjacent windows whose masks touch the shared border and whose slot vectors are similar."
-    nW, K, _ = slots.shape
+    "Merge slots of adjacent windows whose masks touch the shared border and whose features are similar."
+    if mode not in ('corrected', 'reference'): raise ValueError(f"merge mode {mode!r}: use 'corrected' or 'reference'")
+    nW, K = feats.shape[:2]
     C, (H, W), cr = n_bg + K, labels.shape, layout.crop
-    unit = slots / (np.linalg.norm(slots, axis=-1, keepdims=True) + 1e-8)
+    first, shift = (max(n_bg, 1), 1) if mode == 'reference' else (n_bg, n_bg)   # first mergeable channel, channel -> feature offset
+    f = np.asarray(feats, np.result_type(feats, np.float32)).reshape(nW, K, -1)   # (nW, K, D') flattened features
+    unit = f / (np.linalg.norm(f, axis=-1, keepdims=True) + 1e-8)
     edges = []
     for w, (y0, x0) in enumerate(layout.origins):
         ya, yb, xa, xb = max(y0, 0), min(y0 + cr, H), max(x0, 0), min(x0 + cr, W)
@@ -782,7 +789,7 @@ def merge_window_slots(
         e = {}
         for side, px in sides.items():
             present, s = set(np.unique(px).tolist()), set()
-            for c in range(w * C + n_bg, (w + 1) * C):
+            for c in range(w * C + first, (w + 1) * C):
                 if c in present: s.add(c)
             e[side] = s
         edges.append(e)
@@ -800,7 +807,7 @@ def merge_window_slots(
             if ci in merged: continue
             for cj in cj_s:
                 if cj in merged: continue
-                sim = float(unit[wi, ci - wi * C - n_bg] @ unit[wj, cj - wj * C - n_bg])
+                sim = float(unit[wi, ci - wi * C - shift] @ unit[wj, cj - wj * C - shift])
                 if sim > thr:
                     keep, rem = min(ci, cj), max(ci, cj)
                     parent[rem] = keep; merged.add(rem)
@@ -810,7 +817,7 @@ def merge_window_slots(
         parent[c] = r
     return parent[labels], parent
 
-# %% ../nbs/03_dinosaur.ipynb 57
+# %% ../nbs/03_dinosaur.ipynb 59
 def join_windows(
     masks:np.ndarray,        # (nW, K, crop, crop) alpha masks of each window
     layout:WindowLayout,     # where the windows lie on the canvas
@@ -841,6 +848,25 @@ class WindowPrediction:
     slots:np.ndarray         # (n_windows, K, D) float32 slot vectors
     parent:np.ndarray        # (n_windows*K,) channel each channel was merged into
     layout:WindowLayout      # where the windows lie
+    pos:np.ndarray|None=None # (P, D) the decoder's position embedding
+
+    def decoder_inputs(self)->np.ndarray:
+        "(n_windows, K, P·D): each slot + the decoder's position embedding, flattened (what the reference merger compares without a head)."
+        if self.pos is None: raise ValueError("this WindowPrediction has no decoder position embedding (pos)")
+        return (self.slots[:, :, None, :] + self.pos[None, None]).reshape(*self.slots.shape[:2], -1)
+
+def reference_windows(
+    image:np.ndarray,     # (h, w, 3) uint8 RGB
+    protocol,             # `mrdino.metrics` protocol (name or object) with square windows, e.g. 'kitti', 'tri_pd'
+    crop:int,             # the model's window side (must be the protocol's)
+)->tuple:                 # ((n_windows, crop, crop, 3) float32 in [0, 1], WindowLayout)
+    "The protocol's windows of `image` prepared as the reference prepares them, and their layout on the canvas."
+    from mrdino.metrics import get_protocol, window_images, window_origins
+    p = get_protocol(protocol)
+    if p.resize is None or tuple(p.window or ()) != (crop, crop):
+        raise ValueError(f"protocol {p.name!r} has windows {p.window}, the model's crop is {crop}: "
+                         f"use the protocol of the preset the model was trained with (kitti: 378, tri_pd: 490)")
+    return window_images(image, p), WindowLayout(tuple(p.resize), crop, window_origins(p), (0, p.pad[0]))
 
 @torch.no_grad()
 def predict_windows(
@@ -850,10 +876,16 @@ def predict_windows(
     seed:int=0,                  # seed of the slot noise (repeatable evaluation)
     merge_thr:float|None=0.2,    # cosine threshold of the border merger; None: no merging
     batch:int=16,                # windows per forward pass
+    protocol=None,               # a `mrdino.metrics` protocol (e.g. 'kitti'): its canvas and windows, the image prepared as the reference does (`reference_windows`)
+    merge_mode:str='corrected',  # `merge_window_slots` mode ('reference' compares `decoder_inputs`)
 )->WindowPrediction:
     "Resize, pad, cut into windows, run DINOSAUR with seeded slots, join the masks on the canvas, merge across borders."
     cfg, dev = model.cfg, next(model.parameters()).device
     h, w = image.shape[:2]
+    if protocol is not None:
+        wins, lay = reference_windows(image, protocol, cfg.crop)
+        x = torch.from_numpy(wins).permute(0, 3, 1, 2)                      # (nW, 3, crop, crop) float in [0, 1]
+        return _predict(model, x, lay, (h, w), seed, merge_thr, batch, merge_mode)
     if isinstance(resize, str):
         r = cfg.resize
         resize = tuple(r) if r and abs((w / h) / (r[1] / r[0]) - 1) < 0.05 else None
@@ -864,19 +896,155 @@ def predict_windows(
     ny, nx = len({o[0] for o in lay.origins}), len({o[1] for o in lay.origins})
     canvas = np.zeros((ny * cfg.crop, nx * cfg.crop, 3), np.uint8); canvas[pt:pt + H, pl:pl + W] = img
     wins = np.stack([canvas[y + pt:y + pt + cfg.crop, x + pl:x + pl + cfg.crop] for y, x in lay.origins])
-    noise = torch.randn(len(wins), cfg.n_slots, cfg.slot_dim, generator=torch.Generator().manual_seed(seed))
+    return _predict(model, to_images(wins), lay, (h, w), seed, merge_thr, batch, merge_mode)
+
+def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPrediction:
+    "Run the windows `x` (nW, 3, crop, crop) through the model, join, merge, resize labels to `hw`."
+    cfg, dev = model.cfg, next(model.parameters()).device
+    (h, w), (H, W) = hw, lay.size
+    noise = torch.randn(len(x), cfg.n_slots, cfg.slot_dim, generator=torch.Generator().manual_seed(seed))
     masks, slots = [], []
-    for s in range(0, len(wins), batch):
-        o = model(model.encode(to_images(wins[s:s + batch]).to(dev)), noise=noise[s:s + batch])
+    for s in range(0, len(x), batch):
+        o = model(model.encode(x[s:s + batch].to(dev)), noise=noise[s:s + batch])
         masks.append(o.masks.float().cpu()); slots.append(o.slots.float().cpu())
     masks, slots = torch.cat(masks), torch.cat(slots)                       # (nW, K, P), (nW, K, D)
     g = cfg.grid
-    up = F.interpolate(masks.reshape(len(wins), cfg.n_slots, g, g), size=(cfg.crop, cfg.crop), mode='bilinear',
+    up = F.interpolate(masks.reshape(len(x), cfg.n_slots, g, g), size=(cfg.crop, cfg.crop), mode='bilinear',
                        align_corners=False)                                 # (nW, K, crop, crop)
     lab, _, _ = join_windows(up.numpy(), lay)                               # each pixel lies in exactly one window
-    slots_np = slots.numpy()
-    parent = np.arange(len(wins) * cfg.n_slots)
-    if merge_thr is not None: lab, parent = merge_window_slots(lab, slots_np, lay, merge_thr)
-    lab = lab.astype(np.int32)
-    full = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != (H, W) else lab
-    return WindowPrediction(full, lab, up.numpy(), slots_np, parent, lay)
+    wp = WindowPrediction(None, None, up.numpy(), slots.numpy(), np.arange(len(x) * cfg.n_slots), lay,
+                          model.decoder.pos.detach().float().cpu().numpy()[0])
+    if merge_thr is not None:
+        lab, wp.parent = merge_window_slots(lab, wp.slots if merge_mode == 'corrected' else wp.decoder_inputs(), lay,
+                                            merge_thr, mode=merge_mode)
+    wp.canvas_labels = lab.astype(np.int32)
+    wp.labels = cv2.resize(wp.canvas_labels, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != (H, W) else wp.canvas_labels
+    return wp
+
+# %% ../nbs/03_dinosaur.ipynb 64
+REF_ENCODER_PREFIX = 'models.feature_extractor.model.'   # the reference's frozen DINOv2 (torch.hub layout)
+_REF_KEYS = (  # reference key after `models.` -> mrdino key (`head.` = the stage-2 head); a trailing '.' matches a prefix
+    ('conditioning.slots_mu', 'slot_mu'), ('conditioning.slots_logsigma', 'slot_log_sigma'),
+    ('perceptual_grouping.positional_embedding.layers.1.', 'input_mlp.'),            # LayerNorm, Linear, ReLU, Linear
+    ('perceptual_grouping.slot_attention.norm_input.', 'slot_attention.norm_inputs.'),
+    ('perceptual_grouping.slot_attention.ff_mlp.module.', 'slot_attention.mlp.'),     # residual MLP (LayerNorm first)
+    ('perceptual_grouping.slot_attention.', 'slot_attention.'),                       # to_q, to_k, to_v, gru, norm_slots
+    ('object_decoder.pos_embed', 'decoder.pos'), ('object_decoder.decoder.', 'decoder.mlp.'),
+    ('object_decoder.slot_decoder.', 'head.mlp.'),                                    # stage-2 checkpoints only
+)
+_REF_NOT_MODEL = ('losses.', 'training_metrics.', 'evaluation_metrics.', 'visualizations.')  # CombinedModel parts without model weights
+
+def _rename(key:str, rules)->str|None:
+    for a, b in rules:
+        if key == a or (a.endswith('.') and key.startswith(a)): return b + key[len(a):]
+    return None
+
+def reference_key(
+    key:str,   # a key of the reference checkpoint's state dict
+)->str|None:   # the mrdino key ('head.…' for the stage-2 head), or None if the key is not a slot-model weight
+    "Map a reference (`models.…`) key to mrdino's."
+    return _rename(key[len('models.'):], _REF_KEYS) if key.startswith('models.') else None
+
+def _ref_name(ours:str)->str:
+    "The reference key an mrdino key comes from (for error messages)."
+    return 'models.' + _rename(ours, [(b, a) for a, b in _REF_KEYS])
+
+def read_reference_checkpoint(
+    path:str|Path,  # .ckpt of the reference release (a Lightning checkpoint), or a file holding its state dict
+)->dict:            # the state dict: 'models.…' -> tensor
+    "Read a reference checkpoint with `torch.load(weights_only=True)`: tensors and plain containers only, no code runs."
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"reference checkpoint {path} does not exist; download a .ckpt from the authors' Drive folder "
+                                f"(see the README of github.com/visinf/mr-dinosaur, section Checkpoints)")
+    try: ck = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        why = next((l for l in lines if 'Unsupported global' in l), lines[0] if lines else '')
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {why[:300]}). It is read with "
+                         f"torch.load(weights_only=True), which never runs code from the file, so a text file, a truncated "
+                         f"download or a pickled Python object is refused: download the .ckpt again.") from None
+    sd = ck.get('state_dict', ck) if isinstance(ck, dict) else None
+    if not isinstance(sd, dict) or not any(isinstance(k, str) and k.startswith('models.') for k in sd):
+        found = sorted(map(str, ck))[:6] if isinstance(ck, dict) else type(ck).__name__
+        raise ValueError(f"{path} is not a checkpoint of the reference release: expected a Lightning checkpoint whose "
+                         f"'state_dict' has 'models.…' keys, found {found}. For a checkpoint made by mrdino pass its run folder.")
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad: raise ValueError(f"{path}: state_dict entries that are not tensors: {bad[:8]}")
+    return sd
+
+def _linear_ids(sd:dict, prefix:str)->list:
+    "Indices i of the `prefix{i}.weight` Linear layers (2-D weights) in a Sequential."
+    return sorted(int(k[len(prefix):].split('.')[0]) for k, v in sd.items()
+                  if k.startswith(prefix) and k.endswith('.weight') and v.ndim == 2)
+
+def _reference_preset(n_patches:int)->DinosaurConfig:
+    "The preset whose windows have `n_patches` patches."
+    hit = [n for n in ('kitti', 'tri_pd', 'movi_e') if DinosaurConfig.preset(n).n_patches == n_patches]
+    if not hit: raise ValueError(f"no preset has {n_patches} patches per window: pass cfg (a DinosaurConfig with the right crop)")
+    return DinosaurConfig.preset(hit[0])
+
+def load_reference_checkpoint(
+    path:str|Path,                    # .ckpt of the reference release (DINOSAUR, stage 1 or stage 2)
+    cfg:DinosaurConfig|str='kitti',   # preset name or config: supplies n_slots, sa_iters, crop, encoder (what the weights do not say); 'auto': the preset with the checkpoint's patch count
+    encoder:FrozenDinov2|None=None,   # use this encoder as is
+    encoder_weights:str|None=None,    # DINOv2 weight file (torch.hub or timm layout) instead of the checkpoint's own encoder
+    device='cpu',
+)->tuple:                             # (Dinosaur in eval mode, SlotDeactivation in eval mode or None)
+    "Import a model trained by the reference release: strict key mapping, sizes from the weights, encoder from the file."
+    from mrdino.stage2 import SlotDeactivation
+    sd = read_reference_checkpoint(path)
+    ours, enc_sd, unexpected, ignored = {}, {}, [], []
+    for k, v in sd.items():
+        if k.startswith(REF_ENCODER_PREFIX): enc_sd[k[len(REF_ENCODER_PREFIX):]] = v
+        elif (m := reference_key(k)) is not None: ours[m] = v
+        elif k.startswith(_REF_NOT_MODEL): ignored.append(k)
+        else: unexpected.append(k)
+    need = [k for k in ('slot_mu', 'input_mlp.0.weight', 'decoder.pos', 'decoder.mlp.0.weight') if k not in ours]
+    if need: raise ValueError(f"{path}: missing reference keys {[_ref_name(k) for k in need]} (not a DINOSAUR checkpoint?)")
+    D, Fd, P = ours['slot_mu'].shape[-1], ours['input_mlp.0.weight'].shape[0], ours['decoder.pos'].shape[1]
+    dec = _linear_ids(ours, 'decoder.mlp.')
+    if isinstance(cfg, str): cfg = _reference_preset(P) if cfg == 'auto' else DinosaurConfig.preset(cfg)
+    cfg = replace(cfg, slot_dim=D, decoder_hidden=ours['decoder.mlp.0.weight'].shape[0], decoder_layers=len(dec) - 1)
+    if P != cfg.n_patches:
+        g = math.isqrt(P)
+        raise ValueError(f"{path}: the decoder has {P} patch positions ({g}x{g}: {14 * g}-px windows) but the config "
+                         f"({cfg.name}, crop {cfg.crop}) has {cfg.n_patches}: pass cfg with crop={14 * g}")
+    if encoder is not None: enc = encoder
+    elif encoder_weights:
+        cfg = replace(cfg, encoder_weights=str(encoder_weights)); enc = build_encoder(cfg)
+    elif enc_sd:
+        src = f"{path} (models.feature_extractor.model.*)"
+        with torch.random.fork_rng(devices=[]): vit = build_vit(cfg.encoder, cfg.crop, cfg.encoder_arch)
+        layout = load_dinov2_weights(vit, enc_sd, cfg.encoder, source=src)
+        arch = f"{cfg.encoder}{'' if not cfg.encoder_arch else ' ' + json.dumps(cfg.encoder_arch, sort_keys=True)} @ {cfg.crop}px"
+        cfg = replace(cfg, encoder_weights=str(path))
+        enc = FrozenDinov2(vit, f"{arch}, DINOv2 weights from {src} ({layout} layout)", _file_id(path))
+    else:
+        raise ValueError(f"{path} holds no encoder weights (no {REF_ENCODER_PREFIX}* keys): pass encoder_weights (CLI: "
+                         f"--encoder-weights) = the DINOv2 file, e.g. dinov2_vitb14_pretrain.pth from "
+                         f"https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/")
+    if enc_sd and (encoder is not None or encoder_weights):
+        say(f"{path}: its own encoder weights ({len(enc_sd)} tensors) are not used; encoder: {enc.description}")
+    if (enc.dim, enc.n_patches) != (Fd, P):
+        raise ValueError(f"{path}: the slot model takes {P} patches of {Fd}-d features, encoder {enc.description} gives "
+                         f"{enc.n_patches} of {enc.dim}-d: pass a cfg / encoder that fits (ViT-S/14: 384-d, ViT-B/14: 768-d)")
+    with torch.random.fork_rng(devices=[]): model = Dinosaur(cfg, enc)
+    hsd = {k[len('head.'):]: v for k, v in ours.items() if k.startswith('head.')}
+    head = SlotDeactivation(D, hsd['mlp.0.weight'].shape[0], len(_linear_ids(hsd, 'mlp.')) - 1) if 'mlp.0.weight' in hsd else None
+    want = {**model.trainable_state_dict(), **({f'head.{k}': v for k, v in head.state_dict().items()} if head else {})}
+    missing = [_ref_name(k) for k in want if k not in ours]
+    unexpected += [_ref_name(k) for k in ours if k not in want]
+    bad = [f"{_ref_name(k)}: file {tuple(ours[k].shape)} vs model {tuple(want[k].shape)}" for k in want
+           if k in ours and ours[k].shape != want[k].shape]
+    if missing or unexpected or bad:
+        show = lambda l: (', '.join(l[:10]) + (f' ... ({len(l)} in all)' if len(l) > 10 else '')) or 'none'
+        raise ValueError(f"{path} does not fit mrdino's DINOSAUR (slot dim {D}, decoder {cfg.decoder_layers}x{cfg.decoder_hidden}, "
+                         f"{cfg.n_slots} slots): missing keys: {show(missing)}; unexpected keys: {show(unexpected)}; "
+                         f"shape mismatches: {show(bad)}")
+    model.load_state_dict({k: v for k, v in ours.items() if not k.startswith('head.')}, strict=False)
+    if head is not None: head.load_state_dict(hsd, strict=True)
+    say(f"loaded reference checkpoint {path}: {cfg.n_slots} slots of {D}, decoder {cfg.decoder_layers}x{cfg.decoder_hidden}, "
+        f"{'stage-2 head ' + str(len(_linear_ids(hsd, 'mlp.')) - 1) + 'x' + str(hsd['mlp.0.weight'].shape[0]) if head else 'no stage-2 head'}"
+        f"{'; ignored (no model weights): ' + ', '.join(ignored[:4]) if ignored else ''}; encoder: {enc.description}")
+    return model.to(device).eval(), (head.to(device).eval() if head is not None else None)

@@ -16,7 +16,7 @@ from .stage1 import instance_masks, match_masks, upsample_masks
 # %% auto 0
 __all__ = ['STAGE2_PRESETS', 'EVAL_PROTOCOL', 'VARIANTS', 'SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config',
            'slots_and_masks', 'load_head', 'train_stage2', 'segment_windows', 'predict_frame', 'evaluate_model',
-           'MainJob']
+           'load_trained', 'MainJob']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -34,11 +34,12 @@ class SlotDeactivation(nn.Module):
         return torch.sigmoid(self.mlp(slots).squeeze(-1))
 
 # %% ../nbs/05_stage2.ipynb 8
-def _keep_largest(p:torch.Tensor, K:int)->torch.Tensor:
-    "If S ≥ K, keep the K − 1 largest pseudo masks (reference)."
+def _keep_for_matching(p:torch.Tensor, K:int, keep:str='reference')->torch.Tensor:
+    "If S ≥ K pseudo masks, the K − 1 that are matched: 'reference' the first K − 1 ids (what the release computes), 'largest' the largest."
+    if keep not in ('reference', 'largest'): raise ValueError(f"keep={keep!r}: use 'reference' or 'largest'")
     if len(p) < K: return p
-    idx = p.sum(1).argsort(descending=True)[:K - 1].sort().values
-    return p[idx]
+    if keep == 'reference': return p[:K - 1]                      # the release: positions 0..K-2 of the sorted areas index the unsorted masks
+    return p[p.sum(1).argsort(descending=True, stable=True)[:K - 1].sort().values]
 
 def stage2_loss(
     slots:torch.Tensor,    # (B, K, D) slot vectors (frozen model)
@@ -47,13 +48,16 @@ def stage2_loss(
     labels:list,           # B pseudo-label maps (H, W)
     r_bg:float=0.4,        # weight of L_bg (reference KITTI 0.4; paper and TRI-PD 0.2)
     tau_drop:float=0.99,   # unmatched slots with max cos sim ≥ tau_drop to matched slots are dropped from L_bg
+    keep:str='reference',  # S ≥ K pseudo masks: match the first K − 1 ids ('reference', as the release) or the K − 1 largest ('largest')
 )->tuple:                  # (loss, dict of L_fg, L_bg, images used, slots dropped, slots pushed to background)
     "Stage-2 loss: cover pseudo objects with active slots, switch unmatched non-dropped slots off on background."
     B, K = masks.shape[:2]
     m = masks.flatten(2)                                              # (B, K, N)
-    matched, ps = [], []
+    matched, ps, pfgs = [], [], []
     for b in range(B):
-        p = _keep_largest(instance_masks(labels[b]).to(m.device).flatten(1), K)   # (S, N)
+        allp = instance_masks(labels[b]).to(m.device).flatten(1)     # (S, N) every pseudo instance, in id order
+        pfgs.append(allp.amax(0) if len(allp) else m.new_zeros(m.shape[-1]))   # (N,) p_fg: label != 0
+        p = _keep_for_matching(allp, K, keep)                         # (min(S, K-1 if S >= K), N)
         ps.append(p)
         if len(p) == 0: matched.append(torch.zeros(K, dtype=torch.bool)); continue
         _, c = match_masks(m[b], p)
@@ -63,22 +67,20 @@ def stage2_loss(
     ref = unit[matched]                                               # (M, D) matched slots of the whole batch
     sim = (unit @ ref.T).amax(-1) if len(ref) else torch.full((B, K), -1.0, device=m.device)   # (B, K)
     bg_slots = ~matched & (sim < tau_drop)                            # unmatched and not dropped
-    lf, lb, n = m.new_zeros(()), m.new_zeros(()), 0
+    lf, lb, n = m.new_zeros(()), m.new_zeros(()), sum(len(p) > 0 for p in ps)
     for b in range(B):
-        if len(ps[b]) == 0: continue
-        pfg = ps[b].amax(0)                                           # (N,) union of pseudo masks
+        pfg = pfgs[b]                                                 # (N,) every pseudo-labelled pixel
         fg = (lam[b, :, None] * m[b]).sum(0)                          # (N,) Σ_k λ_k m_k, all slots
         lf = lf + -(pfg * torch.log(fg + 1e-6)).mean()
         bgm = pfg == 0
         if bgm.any():
             mhat = (lam[b, :, None] * m[b] * bg_slots[b, :, None]).sum(0)   # (N,) non-dropped unmatched slots
-            lb = lb + r_bg * mhat[bgm].sum() / bgm.sum()
-        n += 1
-    if n: lf, lb = lf / n, lb / n
+            lb = lb + r_bg * mhat[bgm].sum() / bgm.sum()       # (the reference divides by 0 when no pixel is background)
+    lf, lb = lf / B, lb / B                                           # every image counts, as in the reference
     dropped = int((~matched & ~(sim < tau_drop)).sum())
     return lf + lb, dict(l_fg=float(lf.detach()), l_bg=float(lb.detach()), images=n, dropped=dropped, to_background=int(bg_slots.sum()))
 
-# %% ../nbs/05_stage2.ipynb 12
+# %% ../nbs/05_stage2.ipynb 14
 def gated_labels(
     masks:torch.Tensor|np.ndarray, # (K, H, W) alpha masks
     lam:torch.Tensor|np.ndarray,   # (K,) λ
@@ -91,7 +93,7 @@ def gated_labels(
     bg = (1 - mk.sum(0, keepdim=True)).clamp(min=0)
     return torch.cat([bg, mk]).argmax(0).int().numpy()
 
-# %% ../nbs/05_stage2.ipynb 15
+# %% ../nbs/05_stage2.ipynb 17
 from .dinosaur import Dinosaur, say, write_checkpoint, find_checkpoint
 from .stage1 import encode_windows, append_csv
 
@@ -117,7 +119,7 @@ STAGE2_PRESETS = dict(
     synthetic=Stage2Config(lr=1e-4, epochs=6, hidden=256, ckpt_every=100),
 )
 
-# %% ../nbs/05_stage2.ipynb 16
+# %% ../nbs/05_stage2.ipynb 18
 @torch.no_grad()
 def slots_and_masks(
     model:Dinosaur,              # frozen (stage-1) model
@@ -155,7 +157,7 @@ def load_head(path:str|Path, device='cpu')->tuple:
     head.load_state_dict(load_file(str(p / 'head.safetensors')))
     return head.to(device).eval(), cfg
 
-# %% ../nbs/05_stage2.ipynb 17
+# %% ../nbs/05_stage2.ipynb 19
 def train_stage2(
     model:Dinosaur,              # stage-1 (or baseline) model; frozen
     windows:np.ndarray,          # (N, crop, crop, 3) uint8 training windows (`mrdino.stage1.training_windows`)
@@ -220,18 +222,22 @@ def train_stage2(
                 win_per_s=round(n_run / secs, 1) if n_run else None)
     return last
 
-# %% ../nbs/05_stage2.ipynb 19
+# %% ../nbs/05_stage2.ipynb 21
 from .dinosaur import predict_windows, merge_window_slots, join_windows
+from .metrics import get_protocol
 
 def segment_windows(
     wp,                            # `WindowPrediction` of one image (from `predict_windows`, merge_thr=None)
     lam:np.ndarray|None=None,      # (nW, K) λ; None: every slot is a segment
     thr:float=0.5,                 # λ threshold
     merge_thr:float|None=0.2,      # cosine threshold of the border merger; None: no merging
+    merge_mode:str='corrected',    # `merge_window_slots` mode; 'reference' without λ compares `wp.decoder_inputs()`
 )->np.ndarray:                     # labels on the canvas (H, W) int32, 0 = background
     "Join the windows' masks with slots switched off by λ (background channel competing), merge across borders."
     lab, C, n_bg = join_windows(wp.masks, wp.layout, lam, thr)
-    if merge_thr is not None: lab, _ = merge_window_slots(lab, wp.slots, wp.layout, merge_thr, n_bg=n_bg)
+    if merge_thr is not None:
+        feats = wp.decoder_inputs() if merge_mode == 'reference' and not n_bg else wp.slots
+        lab, _ = merge_window_slots(lab, feats, wp.layout, merge_thr, n_bg=n_bg, mode=merge_mode)
     return np.where(lab % C < n_bg, 0, lab + 1).astype(np.int32)          # background channels -> 0, slots -> id ≥ 1
 
 def predict_frame(
@@ -241,19 +247,23 @@ def predict_frame(
     thr:float=0.5,                 # λ threshold
     seed:int=0,                    # slot noise seed (repeatable)
     merge_thr:float|None=0.2,      # cosine threshold of the border merger; None: no merging
+    protocol=None,                 # `mrdino.metrics` protocol: reference inputs and merger where it says so (kitti, tri_pd)
+    merge_mode:str|None=None,      # override the merger mode ('corrected' or 'reference'); None: the protocol's, else 'corrected'
 )->tuple:                          # (labels on the canvas (H, W) int32, 0 = background; λ (nW, K) or None)
     "Segment one image: windows, optional slot deactivation, join, merge across borders."
-    wp = predict_windows(model, image, seed=seed, merge_thr=None)
+    p = get_protocol(protocol) if protocol is not None else None
+    mode = merge_mode or (p.merge_mode if p is not None else 'corrected')
+    wp = predict_windows(model, image, seed=seed, merge_thr=None, protocol=p if p is not None and p.reference_inputs else None)
     lam = None
     if head is not None:
         with torch.no_grad(): lam = head(torch.from_numpy(wp.slots).to(next(head.parameters()).device)).cpu().numpy()
-    return segment_windows(wp, lam, thr, merge_thr), lam
+    return segment_windows(wp, lam, thr, merge_thr, mode), lam
 
-# %% ../nbs/05_stage2.ipynb 21
+# %% ../nbs/05_stage2.ipynb 23
 from .metrics import score_pair, evaluate_masks, contingency, segment_iou
 
 def evaluate_model(
-    model:Dinosaur,                 # model to evaluate
+    model:Dinosaur|str|Path,        # model to evaluate, or anything `load_trained` loads (run folder, reference .ckpt)
     videos:list,                    # sequences with `gt` (synthetic videos also give parked/moving recall)
     head:SlotDeactivation|None=None, # stage-2 MLP; None: all slots count (baseline)
     protocol:str='synthetic',       # `mrdino.metrics.PROTOCOLS` key
@@ -261,14 +271,19 @@ def evaluate_model(
     seed:int=0,                     # slot noise seed
     thr:float=0.5,                  # λ threshold
     progress:bool=False,            # tqdm bar
+    encoder_weights:str|None=None,  # DINOv2 file when `model` is a path (`load_trained`)
 )->dict:                            # metrics (fractions) + recall_parked, recall_moving, frames
     "Segment GT-annotated frames and score them (F1@50, AP50, AR50, all-ARI, fg-ARI, parked/moving recall)."
     from tqdm.auto import tqdm
+    if isinstance(model, (str, Path)):
+        model, h, desc = load_trained(model, encoder_weights=encoder_weights)
+        head = head if head is not None else h
+        say(f"evaluating {desc}", name='stage2')
     preds, gts, ns, found = [], [], [], dict(parked=[0, 0], moving=[0, 0])
     items = [(v, t) for v in videos for t in range(0, len(v), every)]
     for v, t in tqdm(items, desc='evaluate', disable=not progress):
         f = v[t]
-        lab, _ = predict_frame(model, f.image, head, thr, seed)
+        lab, _ = predict_frame(model, f.image, head, thr, seed, protocol=protocol)
         sp = score_pair(lab, f.gt, protocol)
         preds.append(sp.pred); gts.append(sp.gt); ns.append(sp.n_gt_objects)
         if hasattr(v, 'parked'):
@@ -285,7 +300,33 @@ def evaluate_model(
     res['frames'] = len(preds)
     return res
 
-# %% ../nbs/05_stage2.ipynb 30
+# %% ../nbs/05_stage2.ipynb 25
+def load_trained(
+    path:str|Path,                  # mrdino DINOSAUR / stage-1 run or checkpoint folder, or a reference release .ckpt (any stage)
+    head:str|Path|None=None,        # mrdino stage-2 run folder: the slot-deactivation head
+    encoder_weights:str|None=None,  # DINOv2 weight file: overrides the one a run names; for a .ckpt instead of its own encoder
+    preset='auto',                  # reference .ckpt: preset name or DinosaurConfig for what its weights do not say; 'auto': by patch count
+    device='cpu',
+)->tuple:                           # (Dinosaur, SlotDeactivation or None, one-line description of model + encoder)
+    "Load any trained model: an mrdino run (plus an optional stage-2 run) or a checkpoint of the reference release."
+    from mrdino.dinosaur import load_dinosaur, load_reference_checkpoint
+    p = Path(path)
+    if p.is_file():
+        model, h = load_reference_checkpoint(p, preset, encoder_weights=encoder_weights, device=device)
+        if head is not None and h is not None:
+            raise ValueError(f"{p} has its own stage-2 head (object_decoder.slot_decoder); do not pass a head as well")
+        what = f"reference checkpoint {p.name} ({'MR-DINOSAUR, its stage-2 head' if h is not None else 'DINOSAUR / stage 1, no head'})"
+    else:
+        model, h = load_dinosaur(p, encoder_weights, device=device), None
+        what = f"mrdino run {p}"
+    if head is not None:
+        h = load_head(head, device)[0]; what += f" + stage-2 head {head}"
+    c = model.cfg
+    desc = (f"{what}: {c.n_slots} slots x {c.slot_dim}, {c.crop}-px windows, "
+            f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
+    return model, h, desc
+
+# %% ../nbs/05_stage2.ipynb 34
 import hashlib
 from .data import read_source, atomic_write
 from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur
@@ -300,7 +341,7 @@ def _digest(d:dict)->str: return hashlib.sha256(json.dumps(d, sort_keys=True, de
 
 def _write_json(path:Path, obj): atomic_write(path, json.dumps(obj, indent=1, default=str))
 
-# %% ../nbs/05_stage2.ipynb 31
+# %% ../nbs/05_stage2.ipynb 35
 @dataclass
 class MainJob:
     "The whole MR-DINOSAUR pipeline on one dataset; each step reuses its finished output (see `done.json`)."
