@@ -326,7 +326,7 @@ def load_trained(
             f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
     return model, h, desc
 
-# %% ../nbs/05_stage2.ipynb 34
+# %% ../nbs/05_stage2.ipynb 37
 import hashlib
 from .data import read_source, atomic_write
 from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur
@@ -341,7 +341,7 @@ def _digest(d:dict)->str: return hashlib.sha256(json.dumps(d, sort_keys=True, de
 
 def _write_json(path:Path, obj): atomic_write(path, json.dumps(obj, indent=1, default=str))
 
-# %% ../nbs/05_stage2.ipynb 35
+# %% ../nbs/05_stage2.ipynb 38
 @dataclass
 class MainJob:
     "The whole MR-DINOSAUR pipeline on one dataset; each step reuses its finished output (see `done.json`)."
