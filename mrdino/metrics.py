@@ -269,6 +269,8 @@ class EvalProtocol:
     metrics:tuple=METRIC_KEYS         # metrics reported for this benchmark
     min_gt_objects:int=2              # ARI skip rule: images with fewer GT objects are not averaged
     gt_via_canvas:bool=True           # GT goes through the canvas size (nearest-exact) before the scoring resize
+    reference_inputs:bool=False       # model windows prepared as the reference does (`window_images`), not by mrdino's uint8 resize
+    merge_mode:str='corrected'        # `merge_window_slots` mode of the rows without a stage-2 head ('reference': as the paper scored them)
 
     def __post_init__(self):
         if self.window is not None:
@@ -284,8 +286,9 @@ class EvalProtocol:
 
 PROTOCOLS = {p.name: p for p in [
     EvalProtocol("kitti", resize=(378, 1260), pad=(126, 126), window=(378, 378), n_windows=4,
-                 score_size=(95, 315), classes=tuple(range(24, 34))),
-    EvalProtocol("tri_pd", resize=(490, 980), window=(490, 490), n_windows=2, score_size=(123, 245), min_gt_px=500),
+                 score_size=(95, 315), classes=tuple(range(24, 34)), reference_inputs=True, merge_mode='reference'),
+    EvalProtocol("tri_pd", resize=(490, 980), window=(490, 490), n_windows=2, score_size=(123, 245), min_gt_px=500,
+                 reference_inputs=True, merge_mode='reference'),
     EvalProtocol("movi_e", resize=(266, 266), window=(266, 266), n_windows=1, score_size=(128, 128),
                  metrics=("fg_ari",), min_gt_objects=0, gt_via_canvas=False),
     EvalProtocol("synthetic", resize=(126, 420), pad=(42, 42), window=(126, 126), n_windows=4),
@@ -333,14 +336,14 @@ def window_images(
     image:np.ndarray,          # (H, W, 3) RGB uint8 (0..255) or float (0..1)
     protocol:str|EvalProtocol, # protocol (name or object)
 )->np.ndarray:                 # (n_windows, h, w, 3) float32 in [0, 1]
-    "Resize (bicubic, antialiased), zero-pad and cut an RGB image into the protocol's windows."
+    "Resize (bicubic on floats, no antialiasing, clamped), zero-pad and cut an RGB image into the protocol's windows (as the reference)."
     from torchvision.transforms.functional import resize, InterpolationMode
     p = get_protocol(protocol)
     img = np.asarray(image)
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()             # (3, H, W)
     if img.dtype == np.uint8: x = x / 255.0
     if p.resize is not None:
-        x = resize(x, list(p.resize), interpolation=InterpolationMode.BICUBIC, antialias=True).clamp(0, 1)
+        x = resize(x, list(p.resize), interpolation=InterpolationMode.BICUBIC, antialias=False).clamp(0, 1)
     x = F.pad(x, (p.pad[0], p.pad[1], 0, 0))                                              # (3, Hc, Wc)
     if p.window is None: return x.permute(1, 2, 0)[None].numpy()
     h, w = p.window
@@ -387,7 +390,7 @@ def score_pair(
     size = tuple(p.score_size) if p.score_size is not None else g.shape
     return ScorePair(nearest_resize(pred, size, "nearest"), nearest_resize(g, size, "nearest"), n_obj)
 
-# %% ../nbs/06_metrics.ipynb 69
+# %% ../nbs/06_metrics.ipynb 70
 def overlay_panel(
     pred:np.ndarray,              # (H, W) int prediction at scoring size
     gt:np.ndarray,                # (H, W) int GT at scoring size
@@ -408,7 +411,7 @@ def overlay_panel(
     panel = np.concatenate([t for tile in tiles for t in (tile, sep)][:-1], 1)
     return nearest_resize(panel, (H * scale, panel.shape[1] * scale))
 
-# %% ../nbs/06_metrics.ipynb 70
+# %% ../nbs/06_metrics.ipynb 71
 def _fmt(v): return "" if isinstance(v, float) and np.isnan(v) else (f"{v:.6f}" if isinstance(v, float) else str(v))
 
 def evaluate_predictions(
