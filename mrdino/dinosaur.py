@@ -19,9 +19,9 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGE
            'build_vit', 'read_state_dict', 'weights_layout', 'to_timm_layout', 'resample_pos_grid',
            'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2', 'sincos_pos_grid', 'build_encoder',
            'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur', 'FrameSet', 'take_view', 'to_images',
-           'cache_views', 'FeatureCache', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'find_checkpoint',
-           'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows',
-           'WindowPrediction', 'predict_windows']
+           'cache_views', 'FeatureCache', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state',
+           'find_checkpoint', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots',
+           'join_windows', 'WindowPrediction', 'predict_windows']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
@@ -573,6 +573,16 @@ def save_checkpoint(
         if opt is not None: torch.save(dict(step=step, opt=opt.state_dict(), gen=gen.get_state() if gen is not None else None), d / 'state.pt')
     return write_checkpoint(out_dir, step, write, keep)
 
+def load_state(
+    path:str|Path, # a checkpoint's state.pt (optimiser step, optimiser and RNG state)
+)->dict:
+    "Read optimiser/RNG state with `torch.load(weights_only=True)`: tensors and plain values only, never code."
+    import pickle
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} needs pickle to load (it holds objects, not just tensors and numbers; loading it could run "
+                         f"code): refused. Delete that checkpoint folder to resume from an older one, or use a new run folder") from None
+
 def find_checkpoint(
     path:str|Path,                   # a checkpoint folder or a run folder
     weights:str='model.safetensors', # the file a complete checkpoint holds
@@ -653,7 +663,7 @@ def train_dinosaur(
         diff = {k: (saved.get(k), v) for k, v in _cfg_dict(cfg).items() if k != 'steps' and saved.get(k) != v}
         if diff: raise ValueError(f"{ck} was trained with other settings {diff}; use a new out_dir or the same config")
         model.load_state_dict(_st_load(str(ck / 'model.safetensors')), strict=False)
-        st = torch.load(ck / 'state.pt', map_location='cpu', weights_only=False)
+        st = load_state(ck / 'state.pt')
         opt.load_state_dict(st['opt']); g.set_state(st['gen']); start = st['step']
         say(f"resumed from {ck} at step {start}", rank)
     frames = FrameSet(dataset, cfg.resize, cfg.crop)

@@ -92,7 +92,7 @@ def gated_labels(
     return torch.cat([bg, mk]).argmax(0).int().numpy()
 
 # %% ../nbs/05_stage2.ipynb 15
-from .dinosaur import Dinosaur, say, write_checkpoint, find_checkpoint
+from .dinosaur import Dinosaur, say, write_checkpoint, find_checkpoint, load_state
 from .stage1 import encode_windows, append_csv
 
 @dataclass
@@ -185,7 +185,7 @@ def train_stage2(
     ck = find_checkpoint(out, 'head.safetensors')
     if ck is not None:
         h, _ = load_head(ck, dev); head.load_state_dict(h.state_dict())
-        st = torch.load(ck / 'state.pt', weights_only=False); opt.load_state_dict(st['opt']); step = st['step']
+        st = load_state(ck / 'state.pt'); opt.load_state_dict(st['opt']); step = st['step']
         say(f"stage 2: resuming {out} at step {step}", name='stage2')
     meta = dict(slot_dim=model.cfg.slot_dim, encoder=model.encoder.description)
     say(f"stage 2: {N} windows, {total} steps (r_bg {cfg.r_bg}, tau_drop {cfg.tau_drop}); encoder: {model.encoder.description}", name='stage2')
