@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb 2
 from __future__ import annotations
-import os, re, math, socket
+import os, re, math, socket, hashlib, json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +17,7 @@ __all__ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'KITTI_OBJECT_CLASSES', 'EVAL_SEED', 'Fra
            'SyntheticVideo', 'make_street_video', 'make_street_dataset', 'flow_to_rgb', 'label_to_rgb', 'warp_back',
            'read_rgb', 'read_label_png', 'FileSequence', 'VideoSequence', 'read_folder', 'read_video', 'oxts_speed',
            'read_kitti_raw', 'kitti_objects', 'read_kitti_instances', 'read_tripd', 'read_movi', 'read_source',
-           'write_png', 'atomic_write', 'clean_stale_tmp']
+           'write_png', 'atomic_write', 'clean_stale_tmp', 'input_identity', 'identity_digest', 'identity_changes']
 
 # %% ../nbs/00_data.ipynb 5
 @dataclass
@@ -681,3 +681,52 @@ def clean_stale_tmp(
         except ProcessLookupError: p.unlink(missing_ok=True); n += 1
         except PermissionError: pass
     return n
+
+# %% ../nbs/00_data.ipynb 60
+def _file_digest(p:Path, n:int=4096)->str:
+    "Hash of a file's size and its first and last `n` bytes."
+    size = p.stat().st_size
+    h = hashlib.sha1(str(size).encode())
+    with open(p, 'rb') as f:
+        h.update(f.read(n))
+        if size > n: f.seek(max(n, size - n)); h.update(f.read())
+    return h.hexdigest()[:16]
+
+def input_identity(
+    seq, # a `Sequence` (files: frames, annotations, a video) or anything with a `frames` array
+)->dict: # {name, frames, files: [[path, size, mtime_ns, head/tail hash]], pixels: hash of in-memory frames or None}
+    "What a sequence is read from, cheap enough to compute on every run."
+    paths = [*map(Path, getattr(seq, 'paths', None) or []), *(Path(p) for p in (getattr(seq, 'gt_paths', None) or []) if p is not None)]
+    if getattr(seq, 'path', None) is not None: paths.append(Path(seq.path))   # a video file
+    files = []
+    for p in paths:
+        st = p.stat(); files.append([str(p.resolve()), st.st_size, st.st_mtime_ns, _file_digest(p)])
+    pixels = None
+    if isinstance(getattr(seq, 'frames', None), np.ndarray): pixels = hashlib.sha1(np.ascontiguousarray(seq.frames).tobytes()).hexdigest()[:16]
+    elif not files:                                         # frames of unknown origin: hash the pixels of every frame
+        h = hashlib.sha1()
+        for i in range(len(seq)): h.update(np.ascontiguousarray(seq[i].image).tobytes())
+        pixels = h.hexdigest()[:16]
+    speeds = getattr(seq, 'speeds', None)
+    return dict(name=str(seq.name), frames=len(seq), files=files, pixels=pixels, speeds=None if speeds is None else list(speeds))
+
+def identity_digest(ident:dict)->str:
+    "Short hash of an `input_identity` record."
+    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+def identity_changes(
+    old:dict|None, # recorded `input_identity` (None: nothing recorded)
+    new:dict,      # the current one
+)->str:            # '' when equal, else what changed in words
+    "Describe how a sequence's inputs changed since they were recorded."
+    if old is None: return 'no record of the inputs it was made from'
+    if old == new: return ''
+    out = []
+    if old.get('frames') != new.get('frames'): out.append(f"{old.get('frames')} → {new.get('frames')} frames")
+    of, nf = ({f[0]: f[1:] for f in d.get('files') or []} for d in (old, new))
+    for what, l in (('changed', [k for k in nf if k in of and of[k] != nf[k]]), ('new', [k for k in nf if k not in of]),
+                    ('gone', [k for k in of if k not in nf])):
+        if l: out.append(f"{len(l)} file(s) {what} ({', '.join(Path(k).name for k in l[:3])}{', ...' if len(l) > 3 else ''})")
+    if old.get('pixels') != new.get('pixels'): out.append('the pixels differ')
+    if old.get('speeds') != new.get('speeds'): out.append('the camera speeds differ')
+    return '; '.join(out) or 'the recorded inputs differ'

@@ -430,6 +430,17 @@ class FrameSet:
         for i in np.linspace(0, len(self) - 1, min(16, len(self))).astype(int): h.update(self[i].tobytes())
         return h.hexdigest()
 
+    def describe(self)->dict:
+        "Count, size and a hash of the frames' sources (`mrdino.data.input_identity` of files, bytes of arrays) and sampled pixels."
+        from mrdino.data import input_identity, identity_digest
+        h, seen = hashlib.sha1(self.fingerprint().encode()), set()
+        for c, _ in self.items:
+            if id(c) in seen: continue
+            seen.add(id(c))
+            if getattr(c, 'paths', None) or getattr(c, 'path', None): h.update(identity_digest(input_identity(c)).encode())
+            elif isinstance(c, np.ndarray): h.update(hashlib.sha1(np.ascontiguousarray(c).tobytes()).digest())
+        return dict(frames=len(self), size=list(self.size) if self.size else None, digest=h.hexdigest()[:16])
+
 def take_view(
     img:np.ndarray,   # (H, W, 3) uint8
     y0:int, x0:int,   # crop offset
@@ -564,12 +575,13 @@ def save_checkpoint(
     opt:torch.optim.Optimizer|None=None,  # optimiser, for exact resume
     gen:torch.Generator|None=None,        # the run's generator, for exact resume
     keep:int=2,             # checkpoints to keep
+    data:dict|None=None,    # what the model was trained on (`FrameSet.describe`), checked on resume
 )->Path:                    # the checkpoint folder
     "Write weights (safetensors), config (JSON) and optimiser/RNG state atomically; update `latest`."
     def write(d:Path):
         _st_save({k: v.detach().cpu().contiguous() for k, v in model.trainable_state_dict().items()}, str(d / 'model.safetensors'))
         (d / 'config.json').write_text(json.dumps(dict(config=_cfg_dict(model.cfg), step=step,
-                                                     encoder=model.encoder.description), indent=1))
+                                                     encoder=model.encoder.description, **({'data': data} if data else {})), indent=1))
         if opt is not None: torch.save(dict(step=step, opt=opt.state_dict(), gen=gen.get_state() if gen is not None else None), d / 'state.pt')
     return write_checkpoint(out_dir, step, write, keep)
 
@@ -657,16 +669,22 @@ def train_dinosaur(
     opt = torch.optim.Adam(params, lr=cfg.lr)
     g = torch.Generator().manual_seed(cfg.seed)
     start = 0
+    frames = FrameSet(dataset, cfg.resize, cfg.crop)
+    data = frames.describe()                             # recorded in every checkpoint: a resume must see the same data
     ck = find_checkpoint(out)
     if ck is not None:                                   # exact resume
-        saved = json.loads((ck / 'config.json').read_text())['config']
+        meta = json.loads((ck / 'config.json').read_text()); saved = meta['config']
         diff = {k: (saved.get(k), v) for k, v in _cfg_dict(cfg).items() if k != 'steps' and saved.get(k) != v}
         if diff: raise ValueError(f"{ck} was trained with other settings {diff}; use a new out_dir or the same config")
+        if meta.get('data') != data:
+            was = (f"{meta['data']['frames']} frames of {meta['data']['size']} px, hash {meta['data']['digest']}" if meta.get('data')
+                   else "no record of its data (an older mrdino)")
+            raise ValueError(f"{ck} was trained on other data ({was}; now {data['frames']} frames of {data['size']} px, hash "
+                             f"{data['digest']}): resuming would mix them. Train into a new out_dir, or delete {out} to start clean")
         model.load_state_dict(_st_load(str(ck / 'model.safetensors')), strict=False)
         st = load_state(ck / 'state.pt')
         opt.load_state_dict(st['opt']); g.set_state(st['gen']); start = st['step']
         say(f"resumed from {ck} at step {start}", rank)
-    frames = FrameSet(dataset, cfg.resize, cfg.crop)
     fc = None
     if cache:
         mk = lambda: FeatureCache(cache_dir or out / 'feature_cache', model.encoder, frames,
@@ -740,14 +758,15 @@ def train_dinosaur(
             bar.set_postfix(loss=row['loss'], img_s=row['img_per_s'], s_step=row['s_per_step'])
             t_last, n_last = time.time(), n_done
         if done % cfg.ckpt_every == 0 or done == steps:
-            if rank == 0: last['checkpoint'] = str(save_checkpoint(out, model, done, opt, g))
+            if rank == 0: last['checkpoint'] = str(save_checkpoint(out, model, done, opt, g, data=data))
             _barrier(world)
         if stop_after is not None and n_done >= stop_after: break
     bar.close()
     secs = time.time() - t_run
     last.update(seconds=round(secs, 2), img_per_s=round(n_done * B / secs, 1) if n_done else None, encoder=tag, fast_paths=fast)
     if rank == 0 and last['step'] == steps:
-        say(f"done: step {last['step']}, loss {last['loss']:.4g}, {last['img_per_s']} img/s; checkpoint {last['checkpoint']}", rank)
+        speed = f"{last['img_per_s']} img/s" if n_done else f"nothing left to train (resumed at step {start})"
+        say(f"done: step {last['step']}, loss {last['loss']:.4g}, {speed}; checkpoint {last['checkpoint']}", rank)
     return last
 
 # %% ../nbs/03_dinosaur.ipynb 50

@@ -300,6 +300,16 @@ def _digest(d:dict)->str: return hashlib.sha256(json.dumps(d, sort_keys=True, de
 
 def _write_json(path:Path, obj): atomic_write(path, json.dumps(obj, indent=1, default=str))
 
+def _check_weight_file(name:str, path:str):
+    "Raise naming the parameter unless `path` is a weight file: safetensors, a torch zip archive or a legacy torch pickle."
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"{name}={path!r} does not exist or is not a file")
+    with open(p, 'rb') as f: head = f.read(16)
+    n = int.from_bytes(head[:8], 'little') if len(head) >= 9 else 0
+    st = len(head) >= 9 and head[8:9] == b'{' and 0 < n < p.stat().st_size      # safetensors: 8-byte header length, JSON
+    if not (st or head[:4] == b'PK\x03\x04' or head[:1] == b'\x80'):
+        raise ValueError(f"{name}={path!r} is not a weight file (expected .safetensors or a torch .pth/.pt checkpoint)")
+
 # %% ../nbs/05_stage2.ipynb 31
 @dataclass
 class MainJob:
@@ -320,9 +330,26 @@ class MainJob:
     workers:int=1                   # pseudo-label worker processes (the training videos are spread over them)
 
     def __post_init__(self):
+        "Check every parameter (one line naming it, its value and what is allowed) before any long step."
         if self.preset not in EVAL_PROTOCOL: raise ValueError(f"unknown preset {self.preset!r}: choose one of {sorted(EVAL_PROTOCOL)}")
-        if int(self.workers) < 1: raise ValueError(f"workers={self.workers!r}: use 1 (one process) or more")
-        self.workers = int(self.workers)
+        def integer(name, lo, note):
+            v = getattr(self, name)
+            ok = not isinstance(v, bool) and (isinstance(v, (int, np.integer)) or (isinstance(v, float) and math.isfinite(v) and v.is_integer()))
+            if not ok or int(v) < lo: raise ValueError(f"{name}={v!r}: must be an integer >= {lo} ({note})")
+            setattr(self, name, int(v))
+        integer('workers', 1, '1 = one process')
+        for name in ('baseline_steps', 'stage1_epochs', 'stage2_epochs'): integer(name, 0, '0 = the preset')
+        integer('eval_every', 1, '1 = every annotated frame')
+        integer('seed', 0, 'seeds training and slot noise')
+        if not isinstance(self.progress, bool): raise ValueError(f"progress={self.progress!r}: must be True or False")
+        from mrdino.flow import BACKENDS
+        if self.flow_backend not in BACKENDS: raise ValueError(f"flow_backend={self.flow_backend!r}: choose one of {', '.join(BACKENDS)}")
+        import re
+        if not isinstance(self.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
+            raise ValueError(f"device={self.device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        for name in ('data', 'eval_data', 'encoder_weights', 'out_dir'):
+            if not isinstance(getattr(self, name), str): raise ValueError(f"{name}={getattr(self, name)!r}: must be a text (a path)")
+        if self.encoder_weights: _check_weight_file('encoder_weights', self.encoder_weights)
         for name in ('data', 'eval_data'):
             v = str(getattr(self, name))
             if not v.startswith('synthetic') and not Path(v).exists():
@@ -334,6 +361,8 @@ class MainJob:
         if self.device == 'auto': self.device = 'cuda' if torch.cuda.is_available() else 'cpu'
         if self.device.startswith('cuda') and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r} but CUDA is not available here (torch {torch.__version__}): use device='cpu'")
+        if ':' in self.device and int(self.device.split(':')[1]) >= torch.cuda.device_count():
+            raise ValueError(f"device={self.device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
         self.out = Path(self.out_dir); self.out.mkdir(parents=True, exist_ok=True)
         over = dict(seed=self.seed, **({'encoder_weights': self.encoder_weights} if self.encoder_weights else {}))
         if self.baseline_steps: over['steps'] = self.baseline_steps
@@ -352,19 +381,39 @@ class MainJob:
         if 'eval' not in self._cache: self._cache['eval'] = read_source(self.eval_data)
         return self._cache['eval']
 
-    def _step(self, name:str, settings:dict, fn):
-        "Run `fn(folder)` unless `folder/done.json` records the same settings; return its summary."
+    def _step(self, name:str, settings:dict, fn, inputs:dict|None=None):
+        "Run `fn(folder)` unless `folder/done.json` records the same settings and inputs; return its summary."
+        import shutil
         d = self.out / name
         done = d / 'done.json'
+        inputs = json.loads(json.dumps(inputs, default=str)) if inputs is not None else None
         if done.exists():
             rec = json.loads(done.read_text())
-            if rec.get('settings') == json.loads(json.dumps(settings, default=str)):
+            if rec.get('settings') == json.loads(json.dumps(settings, default=str)) and rec.get('inputs') == inputs:
                 say(f"{name}: reusing finished step in {d}", name='main'); return rec['summary']
+        if inputs is not None:                     # what the folder holds was made from other inputs: never resume from it
+            f = d / 'inputs.json'
+            old = json.loads(f.read_text()) if f.exists() else None
+            if old != inputs and d.exists() and any(d.iterdir()):
+                what = 'no record of its inputs' if old is None else ', '.join(k for k in {**old, **inputs} if old.get(k) != inputs.get(k))
+                say(f"{name}: {d} was made from other inputs (changed: {what}); removing it and redoing the step", name='main')
+                shutil.rmtree(d)
+            _write_json(f, inputs)
         t0 = time.time()
         summary = fn(d)
         summary['wall_s'] = round(time.time() - t0, 1)
-        _write_json(done, dict(settings=settings, summary=summary))
+        _write_json(done, dict(settings=settings, inputs=inputs, summary=summary))
         return summary
+
+    def data_identity(self, which:str='data')->dict|str:
+        "Identity of the training ('data') or evaluation ('eval_data') source: 'synthetic...' itself, else {sequence: hash of its files}."
+        from mrdino.data import input_identity, identity_digest
+        src = str(getattr(self, which))
+        if src.startswith('synthetic'): return src        # generated from fixed seeds
+        if 'id_' + which not in self._cache:
+            seqs = self.videos() if which == 'data' else self.eval_videos()
+            self._cache['id_' + which] = {s.name: identity_digest(input_identity(s)) for s in seqs}
+        return self._cache['id_' + which]
 
     def encoder(self):
         "The frozen encoder, built once per job."
@@ -378,7 +427,8 @@ class MainJob:
         from mrdino.pseudolabels import pseudolabel
         from mrdino.flow import TAU_STATIC
         tau = TAU_STATIC[self.preset]
-        settings = dict(data=self.data, backend=self.flow_backend, tau_static=tau)   # workers do not change the labels
+        settings = dict(data=self.data, backend=self.flow_backend, tau_static=tau,   # workers do not change the labels
+                        inputs=self.data_identity())  # changed sequences are relabelled by `pseudolabel` itself
         return self._step('pseudolabels', settings, lambda d: pseudolabel(
             self.videos(), d, backend=self.flow_backend, tau_static=tau, workers=self.workers, progress=self.progress))
 
@@ -417,7 +467,8 @@ class MainJob:
         "Step 2: DINOSAUR trained by feature reconstruction (frozen-feature cache)."
         settings = dict(config=asdict(self.dcfg), data=self.data)
         return self._step('dinosaur', settings, lambda d: train_dinosaur(
-            self.dcfg, self.videos(), d, device=self.device, progress=self.progress, encoder=self.encoder()))
+            self.dcfg, self.videos(), d, device=self.device, progress=self.progress, encoder=self.encoder()),
+            inputs=dict(data=self.data_identity()))
 
     def stage1(self)->dict:
         "Step 3: slot attention refined on matched pseudo masks."
@@ -427,7 +478,7 @@ class MainJob:
         def run(d):
             m = self.model('dinosaur')
             return train_stage1(m, w, l, self.s1cfg, d, device=self.device, progress=self.progress, feats=self._feats(m))
-        return self._step('stage1', settings, run)
+        return self._step('stage1', settings, run, inputs=dict(baseline=self._done('dinosaur'), labels=self._done('pseudolabels')))
 
     def stage2(self, name:str='stage2', base:str='stage1', tau_drop:float|None=None)->dict:
         "Step 4: the slot-deactivation MLP on the frozen `base` model ('stage1', or 'dinosaur' for only-stage-2)."
@@ -438,7 +489,7 @@ class MainJob:
         def run(d):
             m = self.model(base)
             return train_stage2(m, w, l, cfg, d, device=self.device, progress=self.progress, feats=self._feats(m))
-        return self._step(name, settings, run)
+        return self._step(name, settings, run, inputs=dict(base=self._done(base), labels=self._done('pseudolabels')))
 
     def _done(self, name:str)->dict:
         return json.loads((self.out / name / 'done.json').read_text())['summary']
@@ -458,7 +509,7 @@ class MainJob:
         self.train_all()
         res = {}
         for v in VARIANTS:
-            settings = dict(eval_data=self.eval_data, every=self.eval_every, seed=self.seed, protocol=EVAL_PROTOCOL[self.preset],
+            settings = dict(eval_data=self.eval_data, eval_inputs=self.data_identity('eval_data'), every=self.eval_every, seed=self.seed, protocol=EVAL_PROTOCOL[self.preset],
                             trained={p: self._done(p) for p in VARIANTS[v] if p})
             def run(d, v=v):
                 model, head = self.variant(v)

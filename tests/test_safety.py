@@ -66,3 +66,177 @@ def test_stage1_stage2_resume_refuse_crafted_state(tmp_path):
     with pytest.raises(ValueError, match='pickle'):
         train_stage2(model, w, lab, Stage2Config(epochs=2, batch_size=2, hidden=8), tmp_path / 's2', progress=False)
     assert not marker.exists()
+
+
+# ---- 2. input identity: reuse only what was made from the same data ----
+
+from mrdino.data import make_street_video, write_png   # noqa: E402
+
+
+def _write_seq(folder, seed, n, h=63, w=210):
+    "A sequence of `n` synthetic frames as PNG files; returns the frames."
+    v = make_street_video(seed, n_frames=n, height=h, width=w)
+    for t in range(n): write_png(Path(folder) / f'{t:06d}.png', v.frames[t])
+    return v.frames
+
+
+def _records(root):
+    (sub,) = [p for p in Path(root).iterdir() if p.is_dir()]
+    import csv
+    with open(sub / 'index.csv') as f: return sub, list(csv.DictReader(f))
+
+
+def test_pseudolabel_other_data_into_same_out(tmp_path, capsys):
+    from mrdino.cli import main
+    _write_seq(tmp_path / 'A' / 'seq', 0, 10)
+    _write_seq(tmp_path / 'B' / 'seq', 1, 7, h=42, w=140)               # same sequence name, other frames
+    out = tmp_path / 'out'
+    assert main(['pseudolabel', str(tmp_path / 'A'), str(out), '--preset', 'synthetic']) == 0
+    assert len(_records(out)[1]) == 10
+    assert main(['pseudolabel', str(tmp_path / 'B'), str(out), '--preset', 'synthetic']) == 0
+    r = json.loads(capsys.readouterr().out.split('\n}\n')[-2] + '\n}')
+    assert r['sequences'] == 1                                            # B's sequence was labelled, not skipped
+    sub, rows = _records(out)
+    assert len(rows) == 7                                                 # B has 7 frames
+    from mrdino.pseudolabels import read_instances
+    for row in rows:
+        if row['label']: assert read_instances(sub / row['label']).shape == (42, 140)
+    assert not [p for p in (sub / 'labels' / 'seq').iterdir() if int(p.stem) >= 7]   # none of A's maps left
+
+
+def test_pseudolabel_fixed_bad_frame_is_relabelled(tmp_path):
+    from mrdino.pseudolabels import pseudolabel
+    fr = _write_seq(tmp_path / 'src' / 'seq', 0, 8)
+    good = (tmp_path / 'src' / 'seq' / '000003.png').read_bytes()
+    (tmp_path / 'src' / 'seq' / '000003.png').write_bytes(b'not a png')
+    pseudolabel(tmp_path / 'src', tmp_path / 'out', tau_static=1.7, progress=False)
+    assert [r['verdict'] for r in _records(tmp_path / 'out')[1]].count('unreadable') == 2   # frames 2 and 3 (pair 3→4 too)
+    (tmp_path / 'src' / 'seq' / '000003.png').write_bytes(good)         # fixed as the error message advises
+    r = pseudolabel(tmp_path / 'src', tmp_path / 'out', tau_static=1.7, progress=False)
+    assert r['sequences'] == 1
+    assert 'unreadable' not in [r['verdict'] for r in _records(tmp_path / 'out')[1]]
+
+
+def test_train_dinosaur_refuses_other_data_in_same_folder(tmp_path):
+    run = tmp_path / 'run'
+    train_dinosaur(_tiny(3), frames(seed=0), run, progress=False)
+    with pytest.raises(ValueError, match='other data.*new out_dir'): train_dinosaur(_tiny(6), frames(seed=1), run, progress=False)
+    assert find_checkpoint(run).name == 'step_0000003'                  # nothing trained on the mix
+    assert train_dinosaur(_tiny(6), frames(seed=0), run, progress=False)['step'] == 6   # the same data resumes
+
+
+def test_main_job_new_data_relabels_and_redoes_steps(tmp_path):
+    from mrdino.stage2 import MainJob
+    data = tmp_path / 'data'
+    _write_seq(data / 'seq', 0, 10)
+    job = MainJob(data=str(data), eval_data='synthetic-eval:1', out_dir=str(tmp_path / 'run'), progress=False)
+    job.pseudo_labels()
+    import shutil
+    shutil.rmtree(data); _write_seq(data / 'seq', 1, 10, h=84, w=280)   # new frames, other size, same path and name
+    job = MainJob(data=str(data), eval_data='synthetic-eval:1', out_dir=str(tmp_path / 'run'), progress=False)
+    frames_, labels = job.labelled_frames()
+    for f, l in zip(frames_, labels): assert f.shape[:2] == l.shape == (84, 280)
+    assert len(_records(tmp_path / 'run' / 'pseudolabels')[1]) == 10
+    # a step whose folder was made from other inputs is removed and redone, never resumed
+    seen = []
+    def fn(d): seen.append(sorted(p.name for p in d.iterdir())); (d / 'ckpt').mkdir(exist_ok=True); return {}
+    job._step('toy', dict(a=1), fn, inputs=dict(data='x'))
+    job._step('toy', dict(a=1), fn, inputs=dict(data='y'))
+    assert seen == [['inputs.json'], ['inputs.json']]                    # the second run did not see the first's ckpt/
+    job._step('toy', dict(a=1), fn, inputs=dict(data='y'))
+    assert len(seen) == 2                                                 # same settings and inputs: reused
+
+
+# ---- 3. every parameter checked up front ----
+
+@pytest.mark.parametrize('kw, msg', [
+    (dict(eval_every=-1), r"eval_every=-1: must be an integer >= 1"),
+    (dict(eval_every=0), r"eval_every=0: must be an integer >= 1"),
+    (dict(baseline_steps=-5), r"baseline_steps=-5: must be an integer >= 0"),
+    (dict(baseline_steps=float('nan')), r"baseline_steps=nan"),
+    (dict(stage1_epochs=-1), r"stage1_epochs=-1"),
+    (dict(stage2_epochs=2.5), r"stage2_epochs=2.5"),
+    (dict(seed='abc'), r"seed='abc': must be an integer"),
+    (dict(device='tpu'), r"device='tpu': use 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    (dict(flow_backend='diss'), r"flow_backend='diss'"),
+    (dict(workers=0), r"workers=0"),
+    (dict(progress='yes'), r"progress='yes'"),
+])
+def test_main_job_rejects_bad_parameters(tmp_path, kw, msg):
+    from mrdino.stage2 import MainJob
+    with pytest.raises(ValueError, match=msg): MainJob(out_dir=str(tmp_path / 'run'), **kw)
+    assert not (tmp_path / 'run').exists()                               # rejected before anything is written
+
+
+def test_main_job_encoder_weights_must_be_a_weight_file(tmp_path):
+    from mrdino.stage2 import MainJob
+    txt = tmp_path / 'weights.pth'; txt.write_text('these are not weights\n')
+    with pytest.raises(ValueError, match=r"encoder_weights=.*weights.pth.*is not a weight file"):
+        MainJob(encoder_weights=str(txt), out_dir=str(tmp_path / 'run'))
+    from safetensors.torch import save_file
+    save_file({'x': torch.zeros(2)}, str(tmp_path / 'w.safetensors'))
+    torch.save({'x': torch.zeros(2)}, tmp_path / 'w.pth')
+    from mrdino.stage2 import _check_weight_file
+    _check_weight_file('encoder_weights', str(tmp_path / 'w.safetensors')); _check_weight_file('encoder_weights', str(tmp_path / 'w.pth'))
+
+
+def test_run_demo_rejects_misspelled_parameter(tmp_path):
+    from mrdino.cli import run_demo
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) eval_evry: .*eval_every"): run_demo(tmp_path / 'demo', eval_evry=3)
+    assert not (tmp_path / 'demo').exists()
+
+
+def _cli(argv, capsys):
+    "(exit status, stderr) of `mrdino ARGV`."
+    from mrdino.cli import main
+    try: rc = main(argv)
+    except SystemExit as e: rc = e.code
+    return rc, capsys.readouterr().err
+
+
+@pytest.mark.parametrize('argv, msg', [
+    (['train-dinosaur', '--out', 'OUT', '--preset', 'foo'], "argument --preset: invalid choice: 'foo'"),
+    (['pseudolabel', 'SRC', 'OUT', '--preset', 'foo'], "argument --preset: invalid choice: 'foo'"),
+    (['pseudolabel', 'SRC', 'OUT', '--scale', '0'], "argument --scale: 0 is out of range (allowed: a finite number > 0)"),
+    (['train-dinosaur', '--out', 'OUT', '--batch-size', '0'], "argument --batch-size: 0 is out of range (allowed: >= 1)"),
+    (['train-dinosaur', '--out', 'OUT', '--batch-size', '-4'], "argument --batch-size: -4 is out of range (allowed: >= 1)"),
+    (['pseudolabel', 'SRC', 'OUT', '--tau-static', '-1'], "argument --tau-static: -1 is out of range"),
+    (['pseudolabel', 'SRC', 'OUT', '--tau-static', 'nan'], "argument --tau-static: nan is out of range"),
+    (['pseudolabel', 'SRC', 'OUT', '--workers', '0'], "argument --workers: 0 is out of range"),
+    (['pseudolabel', 'SRC', 'OUT', '--shard', '4/4'], "argument --shard: '4/4' is not i/n"),
+    (['evaluate', 'CK', 'DATA', '--out', 'OUT', '--every', '0'], "argument --every: 0 is out of range"),
+    (['evaluate', 'CK', 'DATA', '--out', 'OUT', '--protocol', 'kity'], "argument --protocol: invalid choice"),
+    (['train-dinosaur', '--out', 'OUT', '--device', 'tpu'], "argument --device: 'tpu' is not a device"),
+    (['synth', 'OUT', '--frames', '1'], "argument --frames: 1 is out of range (allowed: >= 2)"),
+])
+def test_cli_options_validated_up_front(tmp_path, capsys, monkeypatch, argv, msg):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'SRC').mkdir()
+    rc, err = _cli(argv, capsys)
+    assert rc == 2 and msg in err, err
+    assert not (tmp_path / 'OUT').exists()                               # nothing made
+
+
+def test_cli_device_cuda_without_cuda(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    for argv in (['train-dinosaur', '--out', str(tmp_path / 'o'), '--device', 'cuda'],
+                 ['evaluate', str(tmp_path), 'synthetic:1', '--device', 'cuda', '--out', str(tmp_path / 'o')]):
+        rc, err = _cli(argv, capsys)
+        assert rc == 2 and "argument --device: 'cuda': CUDA is not available here" in err
+    assert not (tmp_path / 'o').exists()
+
+
+def test_cli_every_option_has_help():
+    import argparse
+    from mrdino.cli import build_parser
+    p = build_parser()
+    subs = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {a.dest}" for name, sp in subs.choices.items() for a in sp._actions if not a.help]
+    assert missing == []
+
+
+def test_cli_choices_match_the_modules():
+    from mrdino import cli, flow, dinosaur, metrics
+    assert set(cli.DINOSAUR_PRESETS) == set(dinosaur.PRESETS) == set(flow.TAU_STATIC)
+    assert tuple(cli.FLOW_BACKENDS) == tuple(flow.BACKENDS)
+    assert set(cli.PROTOCOLS) == set(metrics.PROTOCOLS)
