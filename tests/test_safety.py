@@ -240,3 +240,76 @@ def test_cli_choices_match_the_modules():
     assert set(cli.DINOSAUR_PRESETS) == set(dinosaur.PRESETS) == set(flow.TAU_STATIC)
     assert tuple(cli.FLOW_BACKENDS) == tuple(flow.BACKENDS)
     assert set(cli.PROTOCOLS) == set(metrics.PROTOCOLS)
+
+
+# ---- 4. bad input is detected, odd input is read correctly ----
+
+import cv2   # noqa: E402
+from mrdino.data import BadFrameError, read_folder, read_rgb, read_source   # noqa: E402
+
+
+def test_truncated_jpeg_is_a_bad_frame(tmp_path, capsys):
+    v = make_street_video(0, n_frames=3, height=63, width=210)
+    d = tmp_path / 'seq'; d.mkdir()
+    for t in range(3):
+        ok, buf = cv2.imencode('.jpg', v.frames[t][..., ::-1]); assert ok
+        (d / f'{t}.jpg').write_bytes(buf.tobytes())
+    full = (d / '1.jpg').read_bytes()
+    (d / '1.jpg').write_bytes(full[:len(full) * 2 // 3])                 # cut: libjpeg fills the rest with grey, warns only
+    with pytest.raises(BadFrameError, match=r'1\.jpg.*truncated'): read_rgb(d / '1.jpg')
+    s = read_folder(tmp_path)[0]
+    kept = [f.index for f in s.iter_frames(skip_bad=True)]
+    assert kept == [0, 2] and [i for i, _ in s.skipped] == [1]
+    from mrdino.cli import main
+    assert main(['info', str(tmp_path), '--check']) == 1
+    assert '1 bad' in capsys.readouterr().out
+    (d / '1.png').write_bytes(cv2.imencode('.png', v.frames[1])[1].tobytes()[:-30])   # a PNG without its IEND chunk
+    with pytest.raises(BadFrameError, match=r'1\.png'): read_rgb(d / '1.png')
+
+
+def test_16bit_png_frames_are_read(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb8 = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    rgb16 = rgb8.astype(np.uint16) * 257                                 # exact 8 → 16 bit scaling
+    rgb16[0, 0] += 100                                                   # round(v / 257) stays the same value
+    assert cv2.imwrite(str(tmp_path / 'a.png'), rgb16[..., ::-1])
+    np.testing.assert_array_equal(read_rgb(tmp_path / 'a.png'), rgb8)
+    gray = (np.arange(600, dtype=np.uint16).reshape(20, 30) * 100)
+    assert cv2.imwrite(str(tmp_path / 'g.png'), gray)
+    np.testing.assert_array_equal(read_rgb(tmp_path / 'g.png')[..., 0], np.round(gray / 257).astype(np.uint8))
+
+
+def test_symlink_loop_gives_each_sequence_once(tmp_path):
+    _write_seq(tmp_path / 'data' / 'seq', 0, 3)
+    (tmp_path / 'data' / 'seq' / 'loop').symlink_to(tmp_path / 'data')   # data/seq/loop -> data
+    (tmp_path / 'data' / 'again').symlink_to(tmp_path / 'data' / 'seq')  # the same folder under a second name
+    seqs = read_folder(tmp_path / 'data')
+    assert [s.name for s in seqs] == ['seq'] and len(seqs[0]) == 3
+
+
+def test_frames_beside_a_video_are_not_ignored(tmp_path):
+    fr = _write_seq(tmp_path / 'mix', 0, 4)
+    vw = cv2.VideoWriter(str(tmp_path / 'mix' / 'clip.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 10, (210, 63))
+    for f in fr: vw.write(f[..., ::-1])
+    vw.release()
+    seqs = read_source(tmp_path / 'mix')
+    assert sorted((s.name, len(s)) for s in seqs) == [('clip', 4), ('mix', 4)]
+
+
+def test_synth_output_reads_back(tmp_path, capsys):
+    from mrdino.cli import main
+    out = tmp_path / 'syn'
+    assert main(['synth', str(out), '--videos', '2', '--frames', '6', '--height', '42', '--width', '140']) == 0
+    capsys.readouterr()
+    seqs = read_source(out)
+    assert [s.name for s in seqs] == ['street_000', 'street_001']
+    v = make_street_video(0, n_frames=6, height=42, width=140)
+    f = seqs[0][3]
+    np.testing.assert_array_equal(f.image, v.frames[3])
+    np.testing.assert_array_equal(f.gt, v.instances[3])                 # the 16-bit instance maps are the annotation
+    assert main(['info', str(out), '--check']) == 0
+    o = capsys.readouterr().out
+    assert 'street_000: 6 frames, 140×42, annotated' in o and '2 sequences, 12 frames, 0 bad' in o
+    from mrdino.pseudolabels import pseudolabel
+    r = pseudolabel(out, tmp_path / 'pl', tau_static=1.7, progress=False)
+    assert r['sequences'] == 2 and r['frames'] == 12
