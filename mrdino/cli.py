@@ -97,6 +97,17 @@ def _train_dinosaur(a):
     r = train_dinosaur(cfg, read_source(a.data), a.out, steps=a.steps, cache=not a.no_cache, cache_dir=a.cache_dir, device=a.device)
     print(json.dumps(r, indent=1, default=str))
 
+def _caches(a):
+    "List the feature caches under a folder with their size; --remove deletes them."
+    import shutil
+    from mrdino.dinosaur import feature_caches
+    cs = feature_caches(a.root)
+    for c in cs:
+        print(f"{c['dir']}: {c['bytes'] / 1e9:.2f} GB, {c['frames']} frames x {c['views']} views{'' if c['complete'] else ', incomplete'}"
+              + (' (removed)' if a.remove else ''))
+        if a.remove: shutil.rmtree(c['dir'])
+    print(f"{len(cs)} feature cache(s), {sum(c['bytes'] for c in cs) / 1e9:.2f} GB{' freed' if a.remove else ''}")
+
 def _demo(a):
     "Run the main job on the embedded synthetic videos."
     def val(x):
@@ -217,6 +228,10 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--layout', default='auto', choices=LAYOUTS, help='how SOURCE is laid out (auto: recognised)')
     s.add_argument('--check', action='store_true', help='decode every frame and report bad ones')
     s.set_defaults(fn=_info)
+    s = sub.add_parser('caches', help='list DINOSAUR feature caches under a folder with their size (about 18 MB per frame at the kitti preset)')
+    s.add_argument('root', help='a run folder, a --cache-dir, or any folder above them')
+    s.add_argument('--remove', action='store_true', help='delete them (a later run rebuilds what it needs)')
+    s.set_defaults(fn=_caches)
     return p
 
 def main(argv:list|None=None)->int:

@@ -19,9 +19,9 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGE
            'build_vit', 'read_state_dict', 'weights_layout', 'to_timm_layout', 'resample_pos_grid',
            'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2', 'sincos_pos_grid', 'build_encoder',
            'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur', 'FrameSet', 'take_view', 'to_images',
-           'cache_views', 'FeatureCache', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state',
-           'find_checkpoint', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots',
-           'join_windows', 'WindowPrediction', 'predict_windows']
+           'cache_views', 'remove_stale_tmp', 'FeatureCache', 'feature_caches', 'lr_factor', 'write_checkpoint',
+           'save_checkpoint', 'load_state', 'find_checkpoint', 'checkpoint_problem', 'load_dinosaur', 'train_dinosaur',
+           'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows', 'WindowPrediction', 'predict_windows']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
@@ -471,6 +471,44 @@ def cache_views(
     return [(y, x, f) for y in ys for x in xs for f in ((False, True) if hflip else (False,))]
 
 # %% ../nbs/03_dinosaur.ipynb 39
+def remove_stale_tmp(
+    folder:str|Path, # folder whose entries are checked (not recursive)
+    pattern:str,     # regex of the names, with a group `pid` and optionally `host`
+)->list:             # names removed
+    "Remove temporary files/folders of writers that are no longer running on this host (killed runs)."
+    import re, socket
+    gone = []
+    for p in Path(folder).glob('.tmp*'):
+        m = re.fullmatch(pattern, p.name)
+        if not m or (m.groupdict().get('host') or socket.gethostname()) != socket.gethostname(): continue
+        try: os.kill(int(m['pid']), 0); continue          # the writer still runs
+        except ProcessLookupError: pass
+        except PermissionError: continue                  # a live process of another user
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        gone.append(p.name)
+    if gone: say(f"removed {len(gone)} leftover temporary file(s) of killed runs in {folder}: {', '.join(gone[:3])}")
+    return gone
+
+def _allocate_npy(path:Path, shape:tuple, dtype):
+    "A .npy of zeros whose blocks are allocated now: a full disk is an OSError naming `path` here, not a SIGBUS in a memmap later."
+    size = 0
+    np.lib.format.open_memmap(path, mode='w+', dtype=dtype, shape=shape).flush()   # header + a sparse file
+    try:
+        with open(path, 'r+b') as f:
+            size = os.fstat(f.fileno()).st_size
+            try: os.posix_fallocate(f.fileno(), 0, size)
+            except (AttributeError, OSError) as e:         # no fallocate here (other OS, filesystem): write the zeros
+                if isinstance(e, OSError) and e.errno == 28: raise
+                chunk = bytes(64 << 20)
+                hdr = size - int(np.prod(shape)) * np.dtype(dtype).itemsize
+                f.seek(hdr)
+                for s in range(hdr, size, len(chunk)): f.write(chunk[:min(len(chunk), size - s)])
+                f.flush(); os.fsync(f.fileno())
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        raise OSError(e.errno, f"could not allocate {size / 1e9:.2f} GB for the feature cache ({e.strerror}): free space or "
+                      "point cache_dir at a larger disk", str(path)) from None
+
 class FeatureCache:
     "Frozen-encoder features (fp16) of a fixed set of views of every frame, in a numpy memmap; resumable build."
     def __init__(self,
@@ -486,10 +524,18 @@ class FeatureCache:
         self.key = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
         self.dir = Path(root) / self.key
         self.dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(self.dir, r'\.tmp(?P<pid>\d+)_.*')     # files of a killed build
         shape, fp, dp = tuple(meta['shape']), self.dir / 'feats.npy', self.dir / 'done.npy'
         if not fp.exists():
+            need = int(np.prod(shape)) * 2
+            free = shutil.disk_usage(self.dir).free
+            say(f"feature cache {self.dir}: {len(frames)} frames x {len(views)} views x {shape[2]} patches x {shape[3]} "
+                f"fp16 = {need / 1e9:.2f} GB ({need / len(frames) / 1e6:.1f} MB per frame); {free / 1e9:.1f} GB free")
+            if need + (64 << 20) > free:
+                raise OSError(28, f"the feature cache needs {need / 1e9:.2f} GB (+64 MB margin), the disk has {free / 1e9:.2f} GB "
+                              "free: free space, point cache_dir at a larger disk, or train with cache=False", str(self.dir))
             tmp = self.dir / f'.tmp{os.getpid()}_feats.npy'
-            np.lib.format.open_memmap(tmp, mode='w+', dtype=np.float16, shape=shape).flush(); tmp.replace(fp)
+            _allocate_npy(tmp, shape, np.float16); tmp.replace(fp)
             tmp = self.dir / f'.tmp{os.getpid()}_done.npy'; np.save(tmp, np.zeros(len(frames), np.uint8)); tmp.replace(dp)
             atomic_write(self.dir / 'meta.json', json.dumps(meta, indent=1))
         self.feats = np.lib.format.open_memmap(fp, mode='r+')
@@ -518,6 +564,20 @@ class FeatureCache:
     def get(self, idx, view)->torch.Tensor:
         "(B, P, F) float32 features of frames `idx` at views `view` (index arrays of equal length)."
         return torch.from_numpy(self.feats[np.asarray(idx), np.asarray(view)].astype(np.float32))
+
+def feature_caches(
+    root:str|Path, # a run folder, a cache_dir, or any folder above them
+)->list:           # [{dir, bytes, frames, views, complete}]
+    "Feature caches under `root` with their size on disk (remove a cache's folder to free it; it is rebuilt when needed)."
+    out = []
+    for fp in sorted(Path(root).rglob('feats.npy')):
+        d = fp.parent
+        if not (d / 'meta.json').exists(): continue
+        meta = json.loads((d / 'meta.json').read_text())
+        done = np.load(d / 'done.npy') if (d / 'done.npy').exists() else np.zeros(0)
+        out.append(dict(dir=str(d), bytes=sum(f.stat().st_blocks * 512 for f in d.iterdir() if f.is_file()),
+                        frames=meta['shape'][0], views=meta['shape'][1], complete=bool(len(done) and done.all())))
+    return out
 
 # %% ../nbs/03_dinosaur.ipynb 43
 def lr_factor(step:int, warmup:int, decay:int)->float:
@@ -559,7 +619,9 @@ def write_checkpoint(
 )->Path:                    # the checkpoint folder
     "Create a checkpoint folder atomically (filled under a temporary name, then renamed); update `latest`."
     root = Path(out_dir) / 'ckpt'; root.mkdir(parents=True, exist_ok=True)
-    final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{os.getpid()}'
+    import socket
+    remove_stale_tmp(root, r'\.tmp_step_\d+_(?:(?P<host>.+)-)?(?P<pid>\d+)')   # left by killed writers
+    final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{socket.gethostname()}-{os.getpid()}'
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
     write(tmp)
     if final.exists(): shutil.rmtree(final)
@@ -599,14 +661,48 @@ def find_checkpoint(
     path:str|Path,                   # a checkpoint folder or a run folder
     weights:str='model.safetensors', # the file a complete checkpoint holds
 )->Path|None:
-    "The checkpoint folder for `path`: a checkpoint itself, or a run folder (its latest checkpoint), or None."
+    "The checkpoint folder for `path`: a checkpoint itself, or a run folder (its newest intact checkpoint), or None."
+    import warnings
     path = Path(path)
-    if (path / weights).exists(): return path
-    latest = path / 'ckpt' / 'latest'
-    if latest.exists() and (path / 'ckpt' / latest.read_text().strip() / weights).exists():
-        return path / 'ckpt' / latest.read_text().strip()
-    done = sorted(p for p in (path / 'ckpt').glob('step_*') if (p / weights).exists())
-    return done[-1] if done else None                     # `latest` lost: the newest complete checkpoint
+    if (path / weights).exists():
+        bad = checkpoint_problem(path, weights)
+        if bad: raise ValueError(f"checkpoint {path} is damaged: {bad}")
+        return path
+    root = path / 'ckpt'
+    latest = (root / 'latest').read_text().strip() if (root / 'latest').exists() else None
+    cands = sorted((p for p in root.glob('step_*') if (p / weights).exists()), key=lambda p: (p.name == latest, p.name), reverse=True)
+    broken = []
+    for ck in cands:                                      # `latest` first, then the newest others
+        bad = checkpoint_problem(ck, weights)
+        if bad is None:
+            if broken: warnings.warn(f"{'; '.join(broken)}: using the newest intact checkpoint {ck}")
+            return ck
+        broken.append(bad)
+    if broken: raise ValueError(f"no intact checkpoint in {root}: {'; '.join(broken)}. Delete {path} to start clean")
+    return None
+
+def checkpoint_problem(
+    ck:Path,                         # a checkpoint folder
+    weights:str='model.safetensors', # its weight file
+)->str|None:                         # None if intact, else which file is broken and how
+    "Cheap integrity check: safetensors size matches its header, config.json parses, state.pt (a zip archive) opens."
+    import zipfile
+    f = ck / weights
+    try:
+        with open(f, 'rb') as fh:
+            n = int.from_bytes(fh.read(8), 'little'); hdr = json.loads(fh.read(n))
+        end = max((v['data_offsets'][1] for k, v in hdr.items() if k != '__metadata__'), default=0)
+        if f.stat().st_size != 8 + n + end: return f"{f} is {f.stat().st_size} bytes, its header needs {8 + n + end} (truncated)"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e: return f"{f} cannot be read ({type(e).__name__}: {e})"
+    try: json.loads((ck / 'config.json').read_text())
+    except (OSError, ValueError) as e: return f"{ck / 'config.json'} cannot be read ({type(e).__name__})"
+    st = ck / 'state.pt'
+    if st.exists():
+        with open(st, 'rb') as fh: zipped = fh.read(2) == b'PK'   # other formats are left to `load_state` to refuse
+        if zipped or st.stat().st_size < 2:
+            try: zipfile.ZipFile(st).close()
+            except (zipfile.BadZipFile, OSError) as e: return f"{st} is not a complete archive ({e})"
+    return None
 
 def load_dinosaur(
     path:str|Path,                    # checkpoint folder or run folder

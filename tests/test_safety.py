@@ -313,3 +313,81 @@ def test_synth_output_reads_back(tmp_path, capsys):
     from mrdino.pseudolabels import pseudolabel
     r = pseudolabel(out, tmp_path / 'pl', tau_static=1.7, progress=False)
     assert r['sequences'] == 2 and r['frames'] == 12
+
+
+# ---- 5. storage: damaged checkpoints, full disks, leftovers of killed writers ----
+
+def test_truncated_latest_checkpoint_falls_back(tmp_path):
+    run = tmp_path / 'run'
+    train_dinosaur(_tiny(6), frames(), run, progress=False)
+    new = run / 'ckpt' / 'step_0000006' / 'model.safetensors'
+    new.write_bytes(new.read_bytes()[:-100])                             # disk filled up mid-write (e.g. by another job)
+    with pytest.warns(UserWarning, match=str(new)): ck = find_checkpoint(run)
+    assert ck.name == 'step_0000003'
+    from mrdino.dinosaur import load_dinosaur
+    with pytest.warns(UserWarning, match='truncated'): load_dinosaur(run)
+    st = run / 'ckpt' / 'step_0000003' / 'state.pt'
+    st.write_bytes(st.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r'no intact checkpoint.*step_0000006.*truncated.*step_0000003/state.pt'): find_checkpoint(run)
+
+
+def test_feature_cache_space_checked_and_allocated(tmp_path, monkeypatch):
+    import shutil
+    import mrdino.dinosaur as dm
+    from mrdino.dinosaur import FeatureCache, FrameSet, build_encoder, cache_views, feature_caches
+    cfg = _tiny()
+    enc = build_encoder(cfg)
+    fs = FrameSet(frames(), cfg.resize, cfg.crop)
+    views = cache_views(fs.size, cfg.crop, cfg.cache_stride, cfg.hflip)
+    need = 6 * len(views) * enc.n_patches * enc.dim * 2
+    real = shutil.disk_usage
+    monkeypatch.setattr(dm.shutil, 'disk_usage', lambda p: real(p)._replace(free=1000))
+    with pytest.raises(OSError, match=rf"needs {need / 1e9:.2f} GB.*free.*{tmp_path / 'c'}"): FeatureCache(tmp_path / 'c', enc, fs, views)
+    assert not list((tmp_path / 'c').rglob('*.npy'))
+    monkeypatch.setattr(dm.shutil, 'disk_usage', real)
+    fc = FeatureCache(tmp_path / 'c', enc, fs, views)
+    st = os.stat(fc.dir / 'feats.npy')
+    assert st.st_blocks * 512 >= need                                    # allocated, not sparse: no SIGBUS when the disk fills
+    (c,) = feature_caches(tmp_path)
+    assert c['bytes'] >= need and c['frames'] == 6 and not c['complete']
+
+
+def test_full_disk_while_allocating_is_an_oserror_with_the_path(tmp_path, monkeypatch):
+    import errno
+    import mrdino.dinosaur as dm
+    def full(fd, off, n): raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(dm.os, 'posix_fallocate', full)
+    with pytest.raises(OSError, match=r"could not allocate.*No space left.*x\.npy"): dm._allocate_npy(tmp_path / 'x.npy', (100, 100), np.float16)
+    assert not (tmp_path / 'x.npy').exists()
+
+
+def _dead_pid():
+    import subprocess
+    p = subprocess.Popen([sys.executable, '-c', 'pass']); p.wait()
+    return p.pid
+
+
+def test_leftovers_of_killed_writers_removed(tmp_path):
+    import socket
+    run = tmp_path / 'run'
+    train_dinosaur(_tiny(3), frames(), run, progress=False)
+    pid = _dead_pid()
+    (run / 'ckpt' / f'.tmp_step_0000006_{pid}').mkdir()                 # old name: pid only
+    (run / 'ckpt' / f'.tmp_step_0000006_{socket.gethostname()}-{pid}').mkdir()
+    (run / 'ckpt' / f'.tmp_step_0000006_{socket.gethostname()}-{os.getpid()}_x').mkdir()   # not a writer's name: kept
+    (cdir,) = [p for p in (run / 'feature_cache').iterdir() if p.is_dir()]
+    (cdir / f'.tmp{pid}_feats.npy').write_bytes(b'x' * 1000)
+    (cdir / f'.tmp{os.getpid()}_feats.npy').write_bytes(b'x')            # a live writer's: kept
+    train_dinosaur(_tiny(6), frames(), run, progress=False)
+    left = sorted(p.name for p in [*(run / 'ckpt').glob('.tmp*'), *cdir.glob('.tmp*')])
+    assert left == sorted([f'.tmp_step_0000006_{socket.gethostname()}-{os.getpid()}_x', f'.tmp{os.getpid()}_feats.npy'])
+
+
+def test_cli_caches_lists_and_removes(tmp_path, capsys):
+    from mrdino.cli import main
+    train_dinosaur(_tiny(3), frames(), tmp_path / 'run', progress=False)
+    capsys.readouterr()
+    assert main(['caches', str(tmp_path)]) == 0
+    assert '1 feature cache(s)' in capsys.readouterr().out
+    assert main(['caches', str(tmp_path), '--remove']) == 0
+    assert not list((tmp_path / 'run' / 'feature_cache').rglob('feats.npy'))
