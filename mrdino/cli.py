@@ -85,7 +85,11 @@ def _evaluate(a):
             preds.append(predict_frame(model, f.image, head, seed=a.seed)[0]); gts.append(f.gt)
             names.append(f"{s.name.replace('/', '_')}_{f.index:06d}"); ims.append(f.image)
     if not preds: raise ValueError(f"no annotated frames in {a.data}: evaluation needs ground-truth instance maps")
-    m = evaluate_predictions(preds, gts, a.protocol, a.out, names=names, images=ims, n_overlays=a.overlays)
+    from mrdino.dinosaur import find_checkpoint
+    run = dict(checkpoint=str(find_checkpoint(a.checkpoint)), head=str(find_checkpoint(a.head, 'head.safetensors')) if a.head else None,
+               data=str(Path(a.data).resolve()) if Path(a.data).exists() else a.data, protocol=a.protocol, every=a.every, seed=a.seed,
+               encoder=model.encoder.description, frames=len(preds))
+    m = evaluate_predictions(preds, gts, a.protocol, a.out, names=names, images=ims, n_overlays=a.overlays, meta=run)
     print(json.dumps(m, indent=1))
 
 def _train_dinosaur(a):

@@ -391,3 +391,59 @@ def test_cli_caches_lists_and_removes(tmp_path, capsys):
     assert '1 feature cache(s)' in capsys.readouterr().out
     assert main(['caches', str(tmp_path), '--remove']) == 0
     assert not list((tmp_path / 'run' / 'feature_cache').rglob('feats.npy'))
+
+
+# ---- 6. smaller ones ----
+
+def test_evaluate_replaces_overlays_and_records_what_it_scored(tmp_path, capsys):
+    from mrdino.cli import main
+    run = tmp_path / 'run'
+    train_dinosaur(_tiny(3), frames(), run, progress=False)
+    for name, seed in (('a', 0), ('b', 5)):
+        assert main(['synth', str(tmp_path / name), '--videos', '1', '--frames', '3', '--height', '42', '--width', '126',
+                     '--seed', str(seed)]) == 0
+    ev = tmp_path / 'ev'
+    assert main(['evaluate', str(run), str(tmp_path / 'a'), '--out', str(ev), '--overlays', '2']) == 0
+    assert sorted(p.name for p in (ev / 'overlays').iterdir()) == ['street_000_000000.png', 'street_000_000001.png']
+    assert main(['evaluate', str(run), str(tmp_path / 'b'), '--out', str(ev), '--overlays', '1', '--every', '2']) == 0
+    assert sorted(p.name for p in (ev / 'overlays').iterdir()) == ['street_005_000000.png']   # model a's overlays gone
+    m = json.loads((ev / 'metrics.json').read_text())
+    assert m['run']['checkpoint'] == str(run / 'ckpt' / 'step_0000003')
+    assert m['run']['data'] == str((tmp_path / 'b').resolve()) and m['run']['head'] is None
+    assert (m['protocol'], m['run']['every'], m['run']['frames']) == ('generic', 2, 2)
+
+
+def test_pseudolabel_labelled_count_excludes_empty_maps(tmp_path, monkeypatch):
+    import mrdino.pseudolabels as pl
+    orig = pl.instance_steps
+    calls = []
+    def some_empty(flow, cfg):
+        st = orig(flow, cfg); calls.append(st)
+        if len(calls) % 2 == 0: st.instances = np.zeros_like(st.instances); st.dropped = False   # every second map has no instance
+        return st
+    monkeypatch.setattr(pl, 'instance_steps', some_empty)
+    _write_seq(tmp_path / 'src' / 'seq', 0, 16)
+    r = pl.pseudolabel(tmp_path / 'src', tmp_path / 'out', tau_static=50.0, progress=False)   # every pair qualifies
+    rows = _records(tmp_path / 'out')[1]
+    with_objects = sum(row['verdict'] == 'labelled' and int(row['instances'] or 0) > 0 for row in rows)
+    assert any(row['verdict'] == 'labelled' and row['instances'] == '0' for row in rows)
+    assert r['labelled'] == with_objects
+
+
+def test_resumed_finished_run_prints_no_none_speed(tmp_path, capsys):
+    run = tmp_path / 'run'
+    train_dinosaur(_tiny(3), frames(), run, progress=False)
+    capsys.readouterr()
+    r = train_dinosaur(_tiny(3), frames(), run, progress=False)
+    out = capsys.readouterr().out
+    assert 'None' not in out and 'nothing left to train (resumed at step 3)' in out and r['step'] == 3
+
+
+def test_unwritable_output_is_one_line(tmp_path, capsys, monkeypatch):
+    import mrdino.data
+    from mrdino.cli import main
+    def ro(path, arr): raise PermissionError(13, 'Permission denied', str(path))   # a read-only output (tests run as root)
+    monkeypatch.setattr(mrdino.data, 'write_png', ro)
+    assert main(['synth', str(tmp_path / 'ro'), '--videos', '1', '--frames', '2', '--height', '28', '--width', '84']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'Permission denied' in err and str(tmp_path / 'ro') in err
