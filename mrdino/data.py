@@ -684,7 +684,7 @@ def write_png(path, arr):
     a = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
     if not cv2.imwrite(str(path), a): raise OSError(f"could not write {path}")
 
-# %% ../nbs/00_data.ipynb 57
+# %% ../nbs/00_data.ipynb 58
 def _tmp_name(path:Path)->Path:
     return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
 
@@ -714,7 +714,7 @@ def clean_stale_tmp(
         except PermissionError: pass
     return n
 
-# %% ../nbs/00_data.ipynb 60
+# %% ../nbs/00_data.ipynb 61
 def _file_digest(p:Path, n:int=4096)->str:
     "Hash of a file's size and its first and last `n` bytes."
     size = p.stat().st_size

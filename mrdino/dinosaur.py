@@ -865,7 +865,7 @@ def train_dinosaur(
         say(f"done: step {last['step']}, loss {last['loss']:.4g}, {speed}; checkpoint {last['checkpoint']}", rank)
     return last
 
-# %% ../nbs/03_dinosaur.ipynb 50
+# %% ../nbs/03_dinosaur.ipynb 52
 @dataclass
 class WindowLayout:
     "How an image is cut into square windows."
@@ -888,7 +888,7 @@ def window_layout(
     pt, pl = (ny * crop - H) // 2, (nx * crop - W) // 2
     return WindowLayout((H, W), crop, [(iy * crop - pt, ix * crop - pl) for iy in range(ny) for ix in range(nx)], (pt, pl))
 
-# %% ../nbs/03_dinosaur.ipynb 53
+# %% ../nbs/03_dinosaur.ipynb 55
 def merge_window_slots(
     labels:np.ndarray,     # (H, W) int channel id per canvas pixel (argmax of the joined masks); channel = window * C + j
     slots:np.ndarray,      # (n_windows, K, D) slot vectors (C = n_bg + K channels per window)
@@ -935,7 +935,7 @@ def merge_window_slots(
         parent[c] = r
     return parent[labels], parent
 
-# %% ../nbs/03_dinosaur.ipynb 57
+# %% ../nbs/03_dinosaur.ipynb 59
 def join_windows(
     masks:np.ndarray,        # (nW, K, crop, crop) alpha masks of each window
     layout:WindowLayout,     # where the windows lie on the canvas
