@@ -25,7 +25,7 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGE
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
-from .data import atomic_write
+from .data import atomic_write, clean_stale_tmp
 from safetensors.torch import load_file as _st_load, save_file as _st_save
 
 # %% ../nbs/03_dinosaur.ipynb 6
@@ -621,6 +621,7 @@ def write_checkpoint(
     root = Path(out_dir) / 'ckpt'; root.mkdir(parents=True, exist_ok=True)
     import socket
     remove_stale_tmp(root, r'\.tmp_step_\d+_(?:(?P<host>.+)-)?(?P<pid>\d+)')   # left by killed writers
+    clean_stale_tmp(root)                                                        # and `atomic_write` temporaries
     final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{socket.gethostname()}-{os.getpid()}'
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
     write(tmp)
@@ -754,6 +755,7 @@ def train_dinosaur(
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} is not divisible by WORLD_SIZE {world}")
     dev = torch.device(device or (f'cuda:{local}' if torch.cuda.is_available() else 'cpu'))
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    if rank == 0: clean_stale_tmp(out)                   # temporaries of a killed run (log.csv, run.json, ...)
     if dev.type == 'cuda': torch.set_float32_matmul_precision('high')   # TF32 matmuls for the fp32 parts
     fast = _fast_paths(dev)
     with torch.random.fork_rng(devices=[]):

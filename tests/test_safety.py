@@ -378,7 +378,9 @@ def test_leftovers_of_killed_writers_removed(tmp_path):
     (cdir,) = [p for p in (run / 'feature_cache').iterdir() if p.is_dir()]
     (cdir / f'.tmp{pid}_feats.npy').write_bytes(b'x' * 1000)
     (cdir / f'.tmp{os.getpid()}_feats.npy').write_bytes(b'x')            # a live writer's: kept
+    (run / f'.log.csv.{socket.gethostname()}-{pid}.tmp').write_text('step\n')   # an atomic_write of a killed run
     train_dinosaur(_tiny(6), frames(), run, progress=False)
+    assert not list(run.glob('.log.csv.*.tmp'))
     left = sorted(p.name for p in [*(run / 'ckpt').glob('.tmp*'), *cdir.glob('.tmp*')])
     assert left == sorted([f'.tmp_step_0000006_{socket.gethostname()}-{os.getpid()}_x', f'.tmp{os.getpid()}_feats.npy'])
 
