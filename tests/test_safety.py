@@ -449,3 +449,17 @@ def test_unwritable_output_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(['synth', str(tmp_path / 'ro'), '--videos', '1', '--frames', '2', '--height', '28', '--width', '84']) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'Permission denied' in err and str(tmp_path / 'ro') in err
+
+
+def test_papermill_misspelled_parameter_stops_the_notebook(tmp_path):
+    "05_stage2's own parameter cells (copied here with an import, so the example cells before them are not run)."
+    import papermill as pm
+    nb = json.loads((Path(__file__).parent.parent / 'nbs' / '05_stage2.ipynb').read_text())
+    i = next(i for i, c in enumerate(nb['cells']) if 'parameters' in c['metadata'].get('tags', []))
+    assert '_globals_before_parameters = set(globals())' in ''.join(nb['cells'][i - 1]['source'])
+    mini = dict(nb, cells=[dict(cell_type='code', id='imp', metadata={}, execution_count=None, outputs=[],
+                                source='from mrdino.stage2 import MainJob'), *nb['cells'][i - 1:i + 2]])
+    (tmp_path / 'p.ipynb').write_text(json.dumps(mini))
+    pm.execute_notebook(str(tmp_path / 'p.ipynb'), str(tmp_path / 'ok.ipynb'), parameters=dict(eval_every=3), progress_bar=False)
+    with pytest.raises(pm.PapermillExecutionError, match=r"unknown parameter\(s\) eval_evry"):
+        pm.execute_notebook(str(tmp_path / 'p.ipynb'), str(tmp_path / 'bad.ipynb'), parameters=dict(eval_evry=3), progress_bar=False)
