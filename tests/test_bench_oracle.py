@@ -71,7 +71,8 @@ def test_job_of_reads_the_runs_settings(tmp_path):
     # the bench must score a run with the encoder, data and evaluation settings the run was made with, not the
     # defaults: a run trained on user weights scored with the stand-in encoder would give meaningless numbers
     import json
-    weights = tmp_path / 'w.safetensors'; weights.write_bytes(b'')
+    from safetensors.numpy import save_file
+    weights = tmp_path / 'w.safetensors'; save_file({'x': np.zeros(1, np.float32)}, str(weights))   # MainJob checks it is a weight file
     (tmp_path / 'dinosaur').mkdir(); (tmp_path / 'eval' / 'stage1').mkdir(parents=True)
     cfg = dict(name='synthetic', encoder_weights=str(weights), seed=3)
     (tmp_path / 'dinosaur' / 'done.json').write_text(json.dumps(dict(settings=dict(config=cfg, data='synthetic:2'))))

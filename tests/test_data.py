@@ -81,12 +81,14 @@ def test_readers_never_write_to_source(tmp_path):
         for p in [tmp_path, *tmp_path.rglob('*')]: os.chmod(p, stat.S_IRWXU)
     assert _tree_digest(tmp_path) == before
 
-def test_sixteen_bit_frame_is_rejected_with_its_name(tmp_path):
+def test_sixteen_bit_frame_is_read_float_is_rejected_with_its_name(tmp_path):
     write_png(tmp_path / 's' / '0.png', np.zeros((8, 8, 3), np.uint8))
     import cv2
-    cv2.imwrite(str(tmp_path / 's' / '1.png'), np.zeros((8, 8, 3), np.uint16))
+    cv2.imwrite(str(tmp_path / 's' / '1.png'), np.full((8, 8, 3), 257 * 200, np.uint16))   # 16-bit: 200 at 8 bit
+    cv2.imwrite(str(tmp_path / 's' / '2.tiff'), np.zeros((8, 8, 3), np.float32))
     s = read_source(tmp_path)[0]
-    with pytest.raises(BadFrameError, match=r'1\.png in s is uint16'): s[1]
+    np.testing.assert_array_equal(s[1].image, np.full((8, 8, 3), 200, np.uint8))
+    with pytest.raises(BadFrameError, match=r'2\.tiff in s is float32'): s[2]
 
 def test_kitti_objects_keep_classes_24_to_33_only():
     raw = np.array([[23 * 256 + 1, 24 * 256, 26 * 256 + 5, 33 * 256 + 2, 34 * 256 + 1, 0]], np.uint16)
