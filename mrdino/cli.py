@@ -8,7 +8,7 @@ import argparse, json, sys
 from pathlib import Path
 
 # %% auto 0
-__all__ = ['build_parser', 'main', 'run_demo']
+__all__ = ['DINOSAUR_PRESETS', 'FLOW_BACKENDS', 'LAYOUTS', 'PROTOCOLS', 'build_parser', 'main', 'run_demo']
 
 # %% ../nbs/07_cli.ipynb 4
 def _synth(a):
@@ -71,21 +71,24 @@ def _evaluate(a):
     "Segment an annotated dataset with a trained model and score it under a protocol."
     from mrdino.data import progress_bar
     from mrdino.data import read_source
-    from mrdino.dinosaur import load_dinosaur
-    from mrdino.stage2 import load_head, predict_frame
+    from mrdino.stage2 import load_trained, predict_frame
     from mrdino.metrics import evaluate_predictions
-    model = load_dinosaur(a.checkpoint, a.encoder_weights, device=a.device)
-    head = load_head(a.head, a.device)[0] if a.head else None
-    print(f"evaluating {'MR-DINOSAUR (stage-2 head ' + a.head + ')' if head else 'every slot as a segment (no stage-2 head)'}")
+    model, head, desc = load_trained(a.checkpoint, a.head, a.encoder_weights, device=a.device)   # a run folder or a reference .ckpt
+    print(f"evaluating {desc}")
     preds, gts, names, ims = [], [], [], []
     for s in read_source(a.data):
         frames = [f for f in s.iter_frames(skip_bad=True) if f.gt is not None][::a.every]
         for i, msg in s.skipped: print(f"skipped: {msg}")
         for f in progress_bar(frames, desc=s.name):
-            preds.append(predict_frame(model, f.image, head, seed=a.seed)[0]); gts.append(f.gt)
+            preds.append(predict_frame(model, f.image, head, seed=a.seed, protocol=a.protocol)[0]); gts.append(f.gt)
             names.append(f"{s.name.replace('/', '_')}_{f.index:06d}"); ims.append(f.image)
     if not preds: raise ValueError(f"no annotated frames in {a.data}: evaluation needs ground-truth instance maps")
-    m = evaluate_predictions(preds, gts, a.protocol, a.out, names=names, images=ims, n_overlays=a.overlays)
+    from mrdino.dinosaur import find_checkpoint
+    ck = Path(a.checkpoint)
+    run = dict(checkpoint=str(ck.resolve() if ck.is_file() else find_checkpoint(ck)), head=str(find_checkpoint(a.head, 'head.safetensors')) if a.head else None,
+               data=str(Path(a.data).resolve()) if Path(a.data).exists() else a.data, protocol=a.protocol, every=a.every, seed=a.seed,
+               encoder=model.encoder.description, frames=len(preds))
+    m = evaluate_predictions(preds, gts, a.protocol, a.out, names=names, images=ims, n_overlays=a.overlays, meta=run)
     print(json.dumps(m, indent=1))
 
 def _train_dinosaur(a):
@@ -97,6 +100,17 @@ def _train_dinosaur(a):
     r = train_dinosaur(cfg, read_source(a.data), a.out, steps=a.steps, cache=not a.no_cache, cache_dir=a.cache_dir, device=a.device)
     print(json.dumps(r, indent=1, default=str))
 
+def _caches(a):
+    "List the feature caches under a folder with their size; --remove deletes them."
+    import shutil
+    from mrdino.dinosaur import feature_caches
+    cs = feature_caches(a.root)
+    for c in cs:
+        print(f"{c['dir']}: {c['bytes'] / 1e9:.2f} GB, {c['frames']} frames x {c['views']} views{'' if c['complete'] else ', incomplete'}"
+              + (' (removed)' if a.remove else ''))
+        if a.remove: shutil.rmtree(c['dir'])
+    print(f"{len(cs)} feature cache(s), {sum(c['bytes'] for c in cs) / 1e9:.2f} GB{' freed' if a.remove else ''}")
+
 def _demo(a):
     "Run the main job on the embedded synthetic videos."
     def val(x):
@@ -107,14 +121,61 @@ def _demo(a):
     run_demo(a.out, **{k: val(v) for k, v in a.param})
 
 # %% ../nbs/07_cli.ipynb 5
+DINOSAUR_PRESETS = ('synthetic', 'kitti', 'tri_pd', 'movi_e')   # `mrdino.dinosaur.PRESETS` (and `TAU_STATIC`), listed here so --help needs no torch
+FLOW_BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')   # `mrdino.flow.BACKENDS`
+LAYOUTS = ('auto', 'folder', 'video', 'kitti_raw', 'kitti2015', 'tripd', 'movi', 'synth', 'synthetic')
+PROTOCOLS = ('kitti', 'tri_pd', 'movi_e', 'synthetic', 'generic')   # `mrdino.metrics.PROTOCOLS`
+
+def _int_from(lo:int):
+    "argparse type: an integer >= `lo`."
+    def f(s):
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not an integer (allowed: >= {lo})") from None
+        if v < lo: raise argparse.ArgumentTypeError(f"{v} is out of range (allowed: >= {lo})")
+        return v
+    f.__name__ = f'integer >= {lo}'
+    return f
+
+def _positive(s:str)->float:
+    "argparse type: a finite number > 0."
+    import math
+    try: v = float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a number (allowed: > 0)") from None
+    if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"{s} is out of range (allowed: a finite number > 0)")
+    return v
+
+def _device(s:str)->str:
+    "argparse type: cpu, cuda or cuda:N, CUDA only where it is available."
+    import re
+    if not re.fullmatch(r'cpu|cuda(:\d+)?', s): raise argparse.ArgumentTypeError(f"{s!r} is not a device (allowed: cpu, cuda, cuda:N)")
+    if s.startswith('cuda'):
+        import torch
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0: raise argparse.ArgumentTypeError(f"{s!r}: CUDA is not available here (allowed: cpu)")
+        if ':' in s and int(s.split(':')[1]) >= n: raise argparse.ArgumentTypeError(f"{s!r}: allowed cuda:0 to cuda:{n - 1}")
+    return s
+
+def _file(s:str)->str:
+    "argparse type: an existing file."
+    if not Path(s).is_file(): raise argparse.ArgumentTypeError(f"{s!r} is not a file")
+    return s
+
+def _shard(s:str)->str:
+    "argparse type: i/n with 0 <= i < n."
+    import re
+    m = re.fullmatch(r'(\d+)/(\d+)', s.strip())
+    if not m or not int(m.group(1)) < int(m.group(2)): raise argparse.ArgumentTypeError(f"{s!r} is not i/n with 0 <= i < n (e.g. 0/4)")
+    return s
+
+# %% ../nbs/07_cli.ipynb 6
 def build_parser()->argparse.ArgumentParser:
-    "The `mrdino` argument parser with every subcommand."
+    "The `mrdino` argument parser with every subcommand; every option is checked here, before anything is read or written."
     p = argparse.ArgumentParser(prog='mrdino', description='MR-DINOSAUR: unsupervised multi-object discovery.')
     sub = p.add_subparsers(dest='cmd', metavar='SUBCOMMAND')
     s = sub.add_parser('demo', help='run the main job (nbs/05_stage2.ipynb) on the embedded synthetic street videos')
     s.add_argument('--out', default='runs/demo', help='output folder (finished steps are reused on a rerun)')
     s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
-                   help='notebook parameter, e.g. -p preset kitti -p device cuda (numbers are parsed)')
+                   help='notebook parameter, e.g. -p preset kitti -p device cuda (numbers are parsed; unknown names are an error)')
     s.set_defaults(fn=_demo)
     for name, fn, hlp in [('pseudolabel', _pseudolabel, 'instance pseudo-labels of every quasi-static frame: OUT/<settings hash>/'),
                           ('flow', _flow, 'flow and quasi-static retrieval table of each sequence')]:
@@ -122,41 +183,58 @@ def build_parser()->argparse.ArgumentParser:
         s.add_argument('source', help="video, folder of frames, KITTI raw / TRI-PD root, or 'synthetic[:N]'")
         if name == 'pseudolabel':
             s.add_argument('out', help='output root (never inside SOURCE); a rerun resumes, other settings go elsewhere')
-            s.add_argument('--workers', type=int, default=1); s.add_argument('--shard', default='0/1', help='i/n: this job does sequences j with j %% n == i')
+            s.add_argument('--workers', type=_int_from(1), default=1, help='worker processes (sequences are spread over them; >= 1)')
+            s.add_argument('--shard', type=_shard, default='0/1', help='i/n: this job does sequences j with j %% n == i')
             s.add_argument('--mode', default='exact', choices=['exact', 'fast'], help='HDBSCAN on every pixel (exact) or on a lattice (fast)')
             s.add_argument('--edge', default='reference', choices=['reference', 'both_axes'], help='flow-edge test: reference (x-Sobel) or the paper text (both axes)')
-            s.add_argument('--scale', type=float, default=None, help='scale pixel thresholds for frames F times the size they were tuned for')
-        s.add_argument('--backend', default='dis', help='dis, tvl1, farneback, raft, smurf')
-        s.add_argument('--preset', default='kitti', help='tau_static preset: kitti 1.7, tri_pd 0.5, movi_e 1.7, synthetic 1.7')
-        s.add_argument('--tau-static', type=float, default=None, help='corner threshold in px (overrides --preset)')
-        s.add_argument('--weights', default=None, help='RAFT/SMURF weight file'); s.add_argument('--device', default=None)
-        s.add_argument('--layout', default='auto')
+            s.add_argument('--scale', type=_positive, default=None, help='scale pixel thresholds for frames F times the size they were tuned for (> 0)')
+        s.add_argument('--backend', default='dis', choices=FLOW_BACKENDS, help='optical flow: ' + ', '.join(FLOW_BACKENDS))
+        s.add_argument('--preset', default='kitti', choices=DINOSAUR_PRESETS, help='tau_static preset: kitti 1.7, tri_pd 0.5, movi_e 1.7, synthetic 1.7')
+        s.add_argument('--tau-static', type=_positive, default=None, help='corner threshold in px, > 0 (overrides --preset)')
+        s.add_argument('--weights', type=_file, default=None, help='RAFT/SMURF weight file')
+        s.add_argument('--device', type=_device, default=None, help='device of the RAFT/SMURF flow network: cpu, cuda or cuda:N')
+        s.add_argument('--layout', default='auto', choices=LAYOUTS, help='how SOURCE is laid out (auto: recognised)')
         s.set_defaults(fn=fn)
     s = sub.add_parser('train-dinosaur', help='train the DINOSAUR baseline (resumable; DDP under torchrun -m mrdino.cli)')
-    s.add_argument('--preset', default='synthetic'); s.add_argument('--data', default='synthetic:6'); s.add_argument('--out', required=True)
-    s.add_argument('--encoder-weights', default=None); s.add_argument('--steps', type=int, default=None)
-    s.add_argument('--batch-size', type=int, default=None); s.add_argument('--no-cache', action='store_true')
-    s.add_argument('--cache-dir', default=None); s.add_argument('--device', default=None)
+    s.add_argument('--preset', default='synthetic', choices=DINOSAUR_PRESETS, help="the paper's settings for a dataset")
+    s.add_argument('--data', default='synthetic:6', help="training frames: video, folder, dataset root or 'synthetic:N'")
+    s.add_argument('--out', required=True, help='run folder (an existing run with the same settings and data resumes)')
+    s.add_argument('--encoder-weights', type=_file, default=None, help='DINOv2 weight file (.pth or .safetensors)')
+    s.add_argument('--steps', type=_int_from(1), default=None, help='total optimiser steps, >= 1 (default: the preset)')
+    s.add_argument('--batch-size', type=_int_from(1), default=None, help='images per step, >= 1 (default: the preset)')
+    s.add_argument('--no-cache', action='store_true', help='encode every crop each step instead of using the feature cache')
+    s.add_argument('--cache-dir', default=None, help='feature cache folder (default OUT/feature_cache; can be shared by runs)')
+    s.add_argument('--device', type=_device, default=None, help='cpu, cuda or cuda:N (default: cuda if available)')
     s.set_defaults(fn=_train_dinosaur)
     s = sub.add_parser('evaluate', help='score a trained model on annotated data: metrics.json, per_image.csv, overlays')
-    s.add_argument('checkpoint', help='DINOSAUR or stage-1 run folder (or checkpoint folder)')
-    s.add_argument('data', help='annotated data: KITTI 2015 root, TRI-PD test scenes, MOVi-E, or synthetic[:N]')
+    s.add_argument('checkpoint', help='DINOSAUR or stage-1 run folder, a checkpoint folder, or a reference .ckpt of the authors (with --encoder-weights if it holds no encoder)')
+    s.add_argument('data', help='annotated data: KITTI 2015 root, TRI-PD test scenes, MOVi-E, mrdino synth output, or synthetic[:N]')
     s.add_argument('--head', help='stage-2 run folder: switch background slots off (MR-DINOSAUR); without it every slot counts')
-    s.add_argument('--protocol', default='generic', help='kitti, tri_pd, movi_e, synthetic or generic (see mrdino.metrics)')
-    s.add_argument('--out', default='runs/eval'); s.add_argument('--every', type=int, default=1, help='every n-th annotated frame')
-    s.add_argument('--encoder-weights', default=None, help='override the encoder weight file stored in the checkpoint')
-    s.add_argument('--device', default='cpu'); s.add_argument('--seed', type=int, default=0); s.add_argument('--overlays', type=int, default=4)
+    s.add_argument('--protocol', default='generic', choices=PROTOCOLS, help='evaluation protocol (see mrdino.metrics)')
+    s.add_argument('--out', default='runs/eval', help='output folder: metrics.json, per_image.csv, overlays/ (previous overlays are removed)')
+    s.add_argument('--every', type=_int_from(1), default=1, help='every n-th annotated frame (>= 1)')
+    s.add_argument('--encoder-weights', type=_file, default=None, help='override the encoder weight file stored in the checkpoint')
+    s.add_argument('--device', type=_device, default='cpu', help='cpu, cuda or cuda:N')
+    s.add_argument('--seed', type=_int_from(0), default=0, help='slot-noise seed (>= 0)')
+    s.add_argument('--overlays', type=_int_from(0), default=4, help='overlay PNGs for the first n images (>= 0)')
     s.set_defaults(fn=_evaluate)
     s = sub.add_parser('synth', help='write synthetic street videos: OUT/frames/<video>/*.png and OUT/gt/<video>/ (16-bit instances, flow.npy, meta.json)')
-    s.add_argument('out'); s.add_argument('--videos', type=int, default=4); s.add_argument('--frames', type=int, default=60)
-    s.add_argument('--height', type=int, default=126); s.add_argument('--width', type=int, default=420)
-    s.add_argument('--seed', type=int, default=0)
+    s.add_argument('out', help='output folder (read it back with any subcommand: layout synth)')
+    s.add_argument('--videos', type=_int_from(1), default=4, help='number of videos (>= 1)')
+    s.add_argument('--frames', type=_int_from(2), default=60, help='frames per video (>= 2)')
+    s.add_argument('--height', type=_int_from(28), default=126, help='frame height in px (>= 28)')
+    s.add_argument('--width', type=_int_from(28), default=420, help='frame width in px (>= 28)')
+    s.add_argument('--seed', type=_int_from(0), default=0, help='video i uses seed SEED + i (>= 0)')
     s.set_defaults(fn=_synth)
     s = sub.add_parser('info', help='list the sequences of a dataset (any layout mrdino reads)')
     s.add_argument('source', help="video, folder, KITTI/TRI-PD/MOVi-E root, or 'synthetic[:N]'")
-    s.add_argument('--layout', default='auto', help='auto, folder, video, kitti_raw, kitti2015, tripd, movi, synthetic')
+    s.add_argument('--layout', default='auto', choices=LAYOUTS, help='how SOURCE is laid out (auto: recognised)')
     s.add_argument('--check', action='store_true', help='decode every frame and report bad ones')
     s.set_defaults(fn=_info)
+    s = sub.add_parser('caches', help='list DINOSAUR feature caches under a folder with their size (about 18 MB per frame at the kitti preset)')
+    s.add_argument('root', help='a run folder, a --cache-dir, or any folder above them')
+    s.add_argument('--remove', action='store_true', help='delete them (a later run rebuilds what it needs)')
+    s.set_defaults(fn=_caches)
     return p
 
 def main(argv:list|None=None)->int:
@@ -165,10 +243,10 @@ def main(argv:list|None=None)->int:
     a = p.parse_args(argv)
     if not getattr(a, 'fn', None): p.print_help(); return 0
     try: return a.fn(a) or 0
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, OSError) as e:    # a missing input, a bad value, an unwritable output: one line
         print(f"mrdino {a.cmd}: error: {e}", file=sys.stderr); return 2
 
-# %% ../nbs/07_cli.ipynb 12
+# %% ../nbs/07_cli.ipynb 13
 def run_demo(
     out:str|Path='runs/demo', # output folder: main.ipynb (executed), results.json, one folder per step
     **params,                 # other parameters of the notebook, e.g. `preset='kitti'`, `device='cuda'`
@@ -179,6 +257,11 @@ def run_demo(
     if not nb.exists():
         raise FileNotFoundError(f"{nb} not found: `mrdino demo` runs the notebook of a source checkout (pip install -e .); "
                                 "without one, use mrdino.stage2.MainJob(...).evaluate()")
+    import ast                                     # papermill only warns about unknown names: a misspelling is an error here
+    cell = next(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if 'parameters' in c['metadata'].get('tags', []))
+    known = {t.id for s in ast.parse(cell).body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
+    unknown = sorted(set(params) - known)
+    if unknown: raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: {nb.name} takes {', '.join(sorted(known - {'out_dir'}))}")
     out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True)
     print(f"running {nb} -> {out / 'main.ipynb'}")
     pm.execute_notebook(str(nb), str(out / 'main.ipynb'), parameters=dict(out_dir=str(out), **params),
@@ -189,6 +272,6 @@ def run_demo(
     for v, r in res.items(): print(f"{v:14s}" + ''.join(f"{100 * r.get(c, float('nan')):15.1f}" for c in cols))
     return res
 
-# %% ../nbs/07_cli.ipynb 13
+# %% ../nbs/07_cli.ipynb 14
 # `python -m mrdino.cli ...` and `torchrun -m mrdino.cli train-dinosaur ...` (not when a notebook kernel runs this cell)
 if __name__ == '__main__' and Path(sys.argv[0]).name == 'cli.py': sys.exit(main())

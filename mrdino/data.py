@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb 2
 from __future__ import annotations
-import os, re, math, socket, sys
+import os, re, math, socket, sys, hashlib, json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -16,8 +16,9 @@ import cv2
 __all__ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'KITTI_OBJECT_CLASSES', 'EVAL_SEED', 'Frame', 'BadFrameError', 'Sequence', 'StreetConfig',
            'SyntheticVideo', 'make_street_video', 'make_street_dataset', 'flow_to_rgb', 'label_to_rgb', 'warp_back',
            'read_rgb', 'read_label_png', 'FileSequence', 'VideoSequence', 'read_folder', 'read_video', 'oxts_speed',
-           'read_kitti_raw', 'kitti_objects', 'read_kitti_instances', 'read_tripd', 'read_movi', 'read_source',
-           'write_png', 'atomic_write', 'clean_stale_tmp', 'progress_mode', 'progress_bar', 'png_html', 'with_snapshot']
+           'read_kitti_raw', 'kitti_objects', 'read_kitti_instances', 'read_tripd', 'read_synth', 'read_movi',
+           'read_source', 'write_png', 'atomic_write', 'clean_stale_tmp', 'progress_mode', 'progress_bar', 'png_html',
+           'with_snapshot', 'input_identity', 'identity_digest', 'identity_changes']
 
 # %% ../nbs/00_data.ipynb 5
 @dataclass
@@ -473,13 +474,22 @@ def _natural_key(p): return [int(t) if t.isdigit() else t for t in re.split(r'(\
 def _images_in(d:Path)->list[Path]:
     return sorted((p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS), key=_natural_key)
 
+def _truncated(buf:bytes)->bool:
+    "Strict end check that decoders skip (libjpeg only warns): a JPEG needs its EOI marker after the last scan, a PNG its IEND chunk."
+    if buf[:2] == b'\xff\xd8': return buf.rfind(b'\xff\xd9') < max(buf.rfind(b'\xff\xda'), 2)
+    if buf[:8] == b'\x89PNG\r\n\x1a\n': return buf.rfind(b'IEND') < 8
+    return False
+
 def read_rgb(path, seq:str='?')->np.ndarray:
-    "Read an 8-bit image file as (H, W, 3) RGB; `BadFrameError` naming the file if it cannot be used."
-    im = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    "Read an image file as (H, W, 3) uint8 RGB (16-bit images scaled by 1/257); `BadFrameError` naming the file if it cannot be used."
+    try: buf = Path(path).read_bytes()
+    except OSError as e: raise BadFrameError(f"frame {Path(path).name} in {seq} cannot be read ({e})") from None
+    im = None if _truncated(buf) else cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
     if im is None: raise BadFrameError(f"frame {Path(path).name} in {seq} could not be decoded ({path}): "
                                        "the file is truncated or not an image; re-export it or delete it")
+    if im.dtype == np.uint16: im = ((im.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)   # round(v / 257)
     if im.dtype != np.uint8: raise BadFrameError(f"frame {Path(path).name} in {seq} is {im.dtype} ({path}); "
-                                                 "frames must be 8-bit: convert it")
+                                                 "frames must be 8- or 16-bit integers: convert it")
     if im.ndim == 2: im = np.repeat(im[..., None], 3, -1)
     elif im.shape[2] == 4: im = cv2.cvtColor(im, cv2.COLOR_BGRA2RGB)
     else: im = cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
@@ -529,12 +539,23 @@ class VideoSequence(Sequence):
     def __getstate__(self): return {**self.__dict__, '_cap': None, '_next': 0}   # picklable for worker processes
 
 # %% ../nbs/00_data.ipynb 40
+def _dirs(root:Path)->list[Path]:
+    "`root` and every folder below it, then folders reached through links: each real folder once (a link loop adds nothing)."
+    seen, out, links = set(), [], [Path(root)]
+    while links:
+        for d, sub, _ in os.walk(links.pop(0)):             # links are followed only after the plain tree
+            real = os.path.realpath(d)
+            if real in seen: sub[:] = []; continue
+            seen.add(real); out.append(Path(d))
+            links += sorted((Path(d) / s for s in sub if os.path.islink(Path(d) / s)), key=_natural_key)
+    return out
+
 def read_folder(root)->list[Sequence]:
     "Every folder (at any depth) that holds images is one sequence, named by its path under `root`."
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"{root} is not a folder")
     seqs = []
-    for d in sorted([root, *[p for p in root.rglob('*') if p.is_dir()]], key=_natural_key):
+    for d in sorted(_dirs(root), key=_natural_key):
         ims = _images_in(d)
         if ims: seqs.append(FileSequence(str(d.relative_to(root)) if d != root else root.name, ims))
     if not seqs: raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTS)}) found under {root}")
@@ -603,6 +624,15 @@ def read_tripd(root, cameras=('camera_01', 'camera_05', 'camera_06'))->list[Sequ
     if not seqs: raise FileNotFoundError(f"no TRI-PD scenes (scene_*/rgb/{cameras[0]}/*.png) under {root}")
     return seqs
 
+def read_synth(root)->list[Sequence]:
+    "Output of `mrdino synth`: `frames/<video>/*.png` with 16-bit instance maps `gt/<video>/instances/*.png`."
+    root, seqs = Path(root), []
+    for d in sorted((q for q in (root / 'frames').iterdir() if q.is_dir()), key=_natural_key):
+        ims, g = _images_in(d), root / 'gt' / d.name / 'instances'
+        if ims: seqs.append(FileSequence(d.name, ims, [g / p.name if (g / p.name).exists() else None for p in ims]))
+    if not seqs: raise FileNotFoundError(f"no synthetic videos (frames/<video>/*.png) under {root}")
+    return seqs
+
 def read_movi(root)->list[Sequence]:
     "MOVi-E exported videos: folders with `rgba_*.png` and `segmentation_*.png`."
     root, seqs = Path(root), []
@@ -619,7 +649,7 @@ EVAL_SEED = 1000   # 'synthetic-eval' videos use seeds from here on: never seen 
 
 def read_source(
     src,               # path, 'synthetic[:N]' (N generated videos, seeds 0..N-1) or 'synthetic-eval[:N]' (held out)
-    layout:str='auto', # 'auto', 'folder', 'video', 'kitti_raw', 'kitti2015', 'tripd', 'movi', 'synthetic'
+    layout:str='auto', # 'auto', 'folder', 'video', 'kitti_raw', 'kitti2015', 'tripd', 'movi', 'synth' (`mrdino synth` output), 'synthetic'
     **kw,              # passed to the reader (e.g. `cameras=`), or `StreetConfig` fields for synthetic
 )->list[Sequence]:
     "Open a dataset as a list of `Sequence`s, recognising its layout."
@@ -631,7 +661,7 @@ def read_source(
     p = Path(src)
     if not p.exists(): raise FileNotFoundError(f"{p} does not exist (give a video, a folder of frames, or 'synthetic')")
     readers = dict(folder=read_folder, video=read_video, kitti_raw=read_kitti_raw, kitti2015=read_kitti_instances,
-                   tripd=read_tripd, movi=read_movi)
+                   tripd=read_tripd, movi=read_movi, synth=read_synth)
     if layout != 'auto':
         if layout not in readers: raise ValueError(f"unknown layout {layout!r}; choose from auto, synthetic, {', '.join(readers)}")
         return readers[layout](p, **kw)
@@ -641,9 +671,11 @@ def read_source(
         return read_kitti_instances(p)
     if any(p.glob('scene_*/rgb')): return read_tripd(p, **kw)
     if any(p.rglob('rgba_*.png')): return read_movi(p)
+    if (p / 'frames').is_dir() and (p / 'gt').is_dir(): return read_synth(p)
     vids = sorted((q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXTS), key=_natural_key)
-    if vids: return [VideoSequence(q) for q in vids]
-    return read_folder(p)
+    if not vids: return read_folder(p)
+    has_images = any(_images_in(d) for d in _dirs(p))
+    return [VideoSequence(q) for q in vids] + (read_folder(p) if has_images else [])   # videos and image folders: both
 
 # %% ../nbs/00_data.ipynb 48
 def write_png(path, arr):
@@ -652,7 +684,7 @@ def write_png(path, arr):
     a = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
     if not cv2.imwrite(str(path), a): raise OSError(f"could not write {path}")
 
-# %% ../nbs/00_data.ipynb 57
+# %% ../nbs/00_data.ipynb 58
 def _tmp_name(path:Path)->Path:
     return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
 
@@ -682,7 +714,7 @@ def clean_stale_tmp(
         except PermissionError: pass
     return n
 
-# %% ../nbs/00_data.ipynb 60
+# %% ../nbs/00_data.ipynb 61
 class _Lines:
     "Text stream for tqdm that writes each redraw as a line of its own (a log shows progress, not `\r` overwrites)."
     def __init__(self, f): self.f, self.last = f, None
@@ -720,7 +752,7 @@ def progress_bar(
                       leave=True, ascii=True, ncols=100)
     return tqdm(iterable, **kwargs)
 
-# %% ../nbs/00_data.ipynb 63
+# %% ../nbs/00_data.ipynb 64
 def png_html(
     img:np.ndarray,         # (H, W, 3) uint8 RGB
     width:int|None=None,    # display width in CSS pixels (default: the image's)
@@ -742,3 +774,52 @@ def with_snapshot(
     def bundle(**kw): return {**(live(**kw) or {}), 'text/html': html()}
     box._repr_mimebundle_ = bundle
     return box
+
+# %% ../nbs/00_data.ipynb 68
+def _file_digest(p:Path, n:int=4096)->str:
+    "Hash of a file's size and its first and last `n` bytes."
+    size = p.stat().st_size
+    h = hashlib.sha1(str(size).encode())
+    with open(p, 'rb') as f:
+        h.update(f.read(n))
+        if size > n: f.seek(max(n, size - n)); h.update(f.read())
+    return h.hexdigest()[:16]
+
+def input_identity(
+    seq, # a `Sequence` (files: frames, annotations, a video) or anything with a `frames` array
+)->dict: # {name, frames, files: [[path, size, mtime_ns, head/tail hash]], pixels: hash of in-memory frames or None}
+    "What a sequence is read from, cheap enough to compute on every run."
+    paths = [*map(Path, getattr(seq, 'paths', None) or []), *(Path(p) for p in (getattr(seq, 'gt_paths', None) or []) if p is not None)]
+    if getattr(seq, 'path', None) is not None: paths.append(Path(seq.path))   # a video file
+    files = []
+    for p in paths:
+        st = p.stat(); files.append([str(p.resolve()), st.st_size, st.st_mtime_ns, _file_digest(p)])
+    pixels = None
+    if isinstance(getattr(seq, 'frames', None), np.ndarray): pixels = hashlib.sha1(np.ascontiguousarray(seq.frames).tobytes()).hexdigest()[:16]
+    elif not files:                                         # frames of unknown origin: hash the pixels of every frame
+        h = hashlib.sha1()
+        for i in range(len(seq)): h.update(np.ascontiguousarray(seq[i].image).tobytes())
+        pixels = h.hexdigest()[:16]
+    speeds = getattr(seq, 'speeds', None)
+    return dict(name=str(seq.name), frames=len(seq), files=files, pixels=pixels, speeds=None if speeds is None else list(speeds))
+
+def identity_digest(ident:dict)->str:
+    "Short hash of an `input_identity` record."
+    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+def identity_changes(
+    old:dict|None, # recorded `input_identity` (None: nothing recorded)
+    new:dict,      # the current one
+)->str:            # '' when equal, else what changed in words
+    "Describe how a sequence's inputs changed since they were recorded."
+    if old is None: return 'no record of the inputs it was made from'
+    if old == new: return ''
+    out = []
+    if old.get('frames') != new.get('frames'): out.append(f"{old.get('frames')} → {new.get('frames')} frames")
+    of, nf = ({f[0]: f[1:] for f in d.get('files') or []} for d in (old, new))
+    for what, l in (('changed', [k for k in nf if k in of and of[k] != nf[k]]), ('new', [k for k in nf if k not in of]),
+                    ('gone', [k for k in of if k not in nf])):
+        if l: out.append(f"{len(l)} file(s) {what} ({', '.join(Path(k).name for k in l[:3])}{', ...' if len(l) > 3 else ''})")
+    if old.get('pixels') != new.get('pixels'): out.append('the pixels differ')
+    if old.get('speeds') != new.get('speeds'): out.append('the camera speeds differ')
+    return '; '.join(out) or 'the recorded inputs differ'

@@ -15,17 +15,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'STANDIN_TAG', 'DinosaurConfig', 'say',
-           'build_vit', 'read_state_dict', 'weights_layout', 'to_timm_layout', 'resample_pos_grid',
-           'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2', 'sincos_pos_grid', 'build_encoder',
-           'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur', 'FrameSet', 'take_view', 'to_images',
-           'cache_views', 'FeatureCache', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'find_checkpoint',
+__all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'STANDIN_TAG', 'REF_ENCODER_PREFIX',
+           'DinosaurConfig', 'say', 'build_vit', 'read_state_dict', 'weights_layout', 'to_timm_layout',
+           'resample_pos_grid', 'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2', 'sincos_pos_grid',
+           'build_encoder', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur', 'FrameSet', 'take_view',
+           'to_images', 'cache_views', 'remove_stale_tmp', 'FeatureCache', 'feature_caches', 'lr_factor',
+           'write_checkpoint', 'save_checkpoint', 'load_state', 'find_checkpoint', 'checkpoint_problem',
            'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows',
-           'WindowPrediction', 'predict_windows']
+           'WindowPrediction', 'reference_windows', 'predict_windows', 'reference_key', 'read_reference_checkpoint',
+           'load_reference_checkpoint']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
-from .data import atomic_write
+from .data import atomic_write, clean_stale_tmp
 from safetensors.torch import load_file as _st_load, save_file as _st_save
 
 # %% ../nbs/03_dinosaur.ipynb 6
@@ -166,11 +168,13 @@ def _guess_model(sd:dict)->str:
 
 def load_dinov2_weights(
     vit:nn.Module,   # ViT from `build_vit`
-    path:str|Path,   # weight file, timm or torch.hub layout
+    path:str|Path|dict, # weight file, timm or torch.hub layout (or a state dict already read)
     name:str='',     # model name, for the error message
+    source:str='',   # where a state dict came from, for the error message
 )->str:              # the layout that was found
     "Load DINOv2 weights into `vit` (either layout), resampling the position grid; strict, with a clear error."
-    sd = read_state_dict(path)
+    sd = dict(path) if isinstance(path, dict) else read_state_dict(path)
+    if isinstance(path, dict): path = source or 'the given state dict'
     layout = weights_layout(sd)
     if layout == 'hub': sd = to_timm_layout(sd)
     sd = {k: v for k, v in sd.items() if not k.startswith('head.')} if isinstance(vit.head, nn.Identity) else sd
@@ -430,6 +434,17 @@ class FrameSet:
         for i in np.linspace(0, len(self) - 1, min(16, len(self))).astype(int): h.update(self[i].tobytes())
         return h.hexdigest()
 
+    def describe(self)->dict:
+        "Count, size and a hash of the frames' sources (`mrdino.data.input_identity` of files, bytes of arrays) and sampled pixels."
+        from mrdino.data import input_identity, identity_digest
+        h, seen = hashlib.sha1(self.fingerprint().encode()), set()
+        for c, _ in self.items:
+            if id(c) in seen: continue
+            seen.add(id(c))
+            if getattr(c, 'paths', None) or getattr(c, 'path', None): h.update(identity_digest(input_identity(c)).encode())
+            elif isinstance(c, np.ndarray): h.update(hashlib.sha1(np.ascontiguousarray(c).tobytes()).digest())
+        return dict(frames=len(self), size=list(self.size) if self.size else None, digest=h.hexdigest()[:16])
+
 def take_view(
     img:np.ndarray,   # (H, W, 3) uint8
     y0:int, x0:int,   # crop offset
@@ -460,6 +475,44 @@ def cache_views(
     return [(y, x, f) for y in ys for x in xs for f in ((False, True) if hflip else (False,))]
 
 # %% ../nbs/03_dinosaur.ipynb 40
+def remove_stale_tmp(
+    folder:str|Path, # folder whose entries are checked (not recursive)
+    pattern:str,     # regex of the names, with a group `pid` and optionally `host`
+)->list:             # names removed
+    "Remove temporary files/folders of writers that are no longer running on this host (killed runs)."
+    import re, socket
+    gone = []
+    for p in Path(folder).glob('.tmp*'):
+        m = re.fullmatch(pattern, p.name)
+        if not m or (m.groupdict().get('host') or socket.gethostname()) != socket.gethostname(): continue
+        try: os.kill(int(m['pid']), 0); continue          # the writer still runs
+        except ProcessLookupError: pass
+        except PermissionError: continue                  # a live process of another user
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        gone.append(p.name)
+    if gone: say(f"removed {len(gone)} leftover temporary file(s) of killed runs in {folder}: {', '.join(gone[:3])}")
+    return gone
+
+def _allocate_npy(path:Path, shape:tuple, dtype):
+    "A .npy of zeros whose blocks are allocated now: a full disk is an OSError naming `path` here, not a SIGBUS in a memmap later."
+    size = 0
+    np.lib.format.open_memmap(path, mode='w+', dtype=dtype, shape=shape).flush()   # header + a sparse file
+    try:
+        with open(path, 'r+b') as f:
+            size = os.fstat(f.fileno()).st_size
+            try: os.posix_fallocate(f.fileno(), 0, size)
+            except (AttributeError, OSError) as e:         # no fallocate here (other OS, filesystem): write the zeros
+                if isinstance(e, OSError) and e.errno == 28: raise
+                chunk = bytes(64 << 20)
+                hdr = size - int(np.prod(shape)) * np.dtype(dtype).itemsize
+                f.seek(hdr)
+                for s in range(hdr, size, len(chunk)): f.write(chunk[:min(len(chunk), size - s)])
+                f.flush(); os.fsync(f.fileno())
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        raise OSError(e.errno, f"could not allocate {size / 1e9:.2f} GB for the feature cache ({e.strerror}): free space or "
+                      "point cache_dir at a larger disk", str(path)) from None
+
 class FeatureCache:
     "Frozen-encoder features (fp16) of a fixed set of views of every frame, in a numpy memmap; resumable build."
     def __init__(self,
@@ -475,10 +528,18 @@ class FeatureCache:
         self.key = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
         self.dir = Path(root) / self.key
         self.dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(self.dir, r'\.tmp(?P<pid>\d+)_.*')     # files of a killed build
         shape, fp, dp = tuple(meta['shape']), self.dir / 'feats.npy', self.dir / 'done.npy'
         if not fp.exists():
+            need = int(np.prod(shape)) * 2
+            free = shutil.disk_usage(self.dir).free
+            say(f"feature cache {self.dir}: {len(frames)} frames x {len(views)} views x {shape[2]} patches x {shape[3]} "
+                f"fp16 = {need / 1e9:.2f} GB ({need / len(frames) / 1e6:.1f} MB per frame); {free / 1e9:.1f} GB free")
+            if need + (64 << 20) > free:
+                raise OSError(28, f"the feature cache needs {need / 1e9:.2f} GB (+64 MB margin), the disk has {free / 1e9:.2f} GB "
+                              "free: free space, point cache_dir at a larger disk, or train with cache=False", str(self.dir))
             tmp = self.dir / f'.tmp{os.getpid()}_feats.npy'
-            np.lib.format.open_memmap(tmp, mode='w+', dtype=np.float16, shape=shape).flush(); tmp.replace(fp)
+            _allocate_npy(tmp, shape, np.float16); tmp.replace(fp)
             tmp = self.dir / f'.tmp{os.getpid()}_done.npy'; np.save(tmp, np.zeros(len(frames), np.uint8)); tmp.replace(dp)
             atomic_write(self.dir / 'meta.json', json.dumps(meta, indent=1))
         self.feats = np.lib.format.open_memmap(fp, mode='r+')
@@ -507,6 +568,20 @@ class FeatureCache:
     def get(self, idx, view)->torch.Tensor:
         "(B, P, F) float32 features of frames `idx` at views `view` (index arrays of equal length)."
         return torch.from_numpy(self.feats[np.asarray(idx), np.asarray(view)].astype(np.float32))
+
+def feature_caches(
+    root:str|Path, # a run folder, a cache_dir, or any folder above them
+)->list:           # [{dir, bytes, frames, views, complete}]
+    "Feature caches under `root` with their size on disk (remove a cache's folder to free it; it is rebuilt when needed)."
+    out = []
+    for fp in sorted(Path(root).rglob('feats.npy')):
+        d = fp.parent
+        if not (d / 'meta.json').exists(): continue
+        meta = json.loads((d / 'meta.json').read_text())
+        done = np.load(d / 'done.npy') if (d / 'done.npy').exists() else np.zeros(0)
+        out.append(dict(dir=str(d), bytes=sum(f.stat().st_blocks * 512 for f in d.iterdir() if f.is_file()),
+                        frames=meta['shape'][0], views=meta['shape'][1], complete=bool(len(done) and done.all())))
+    return out
 
 # %% ../nbs/03_dinosaur.ipynb 44
 def lr_factor(step:int, warmup:int, decay:int)->float:
@@ -548,7 +623,10 @@ def write_checkpoint(
 )->Path:                    # the checkpoint folder
     "Create a checkpoint folder atomically (filled under a temporary name, then renamed); update `latest`."
     root = Path(out_dir) / 'ckpt'; root.mkdir(parents=True, exist_ok=True)
-    final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{os.getpid()}'
+    import socket
+    remove_stale_tmp(root, r'\.tmp_step_\d+_(?:(?P<host>.+)-)?(?P<pid>\d+)')   # left by killed writers
+    clean_stale_tmp(root)                                                        # and `atomic_write` temporaries
+    final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{socket.gethostname()}-{os.getpid()}'
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
     write(tmp)
     if final.exists(): shutil.rmtree(final)
@@ -564,27 +642,72 @@ def save_checkpoint(
     opt:torch.optim.Optimizer|None=None,  # optimiser, for exact resume
     gen:torch.Generator|None=None,        # the run's generator, for exact resume
     keep:int=2,             # checkpoints to keep
+    data:dict|None=None,    # what the model was trained on (`FrameSet.describe`), checked on resume
 )->Path:                    # the checkpoint folder
     "Write weights (safetensors), config (JSON) and optimiser/RNG state atomically; update `latest`."
     def write(d:Path):
         _st_save({k: v.detach().cpu().contiguous() for k, v in model.trainable_state_dict().items()}, str(d / 'model.safetensors'))
         (d / 'config.json').write_text(json.dumps(dict(config=_cfg_dict(model.cfg), step=step,
-                                                     encoder=model.encoder.description), indent=1))
+                                                     encoder=model.encoder.description, **({'data': data} if data else {})), indent=1))
         if opt is not None: torch.save(dict(step=step, opt=opt.state_dict(), gen=gen.get_state() if gen is not None else None), d / 'state.pt')
     return write_checkpoint(out_dir, step, write, keep)
+
+def load_state(
+    path:str|Path, # a checkpoint's state.pt (optimiser step, optimiser and RNG state)
+)->dict:
+    "Read optimiser/RNG state with `torch.load(weights_only=True)`: tensors and plain values only, never code."
+    import pickle
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} needs pickle to load (it holds objects, not just tensors and numbers; loading it could run "
+                         f"code): refused. Delete that checkpoint folder to resume from an older one, or use a new run folder") from None
 
 def find_checkpoint(
     path:str|Path,                   # a checkpoint folder or a run folder
     weights:str='model.safetensors', # the file a complete checkpoint holds
 )->Path|None:
-    "The checkpoint folder for `path`: a checkpoint itself, or a run folder (its latest checkpoint), or None."
+    "The checkpoint folder for `path`: a checkpoint itself, or a run folder (its newest intact checkpoint), or None."
+    import warnings
     path = Path(path)
-    if (path / weights).exists(): return path
-    latest = path / 'ckpt' / 'latest'
-    if latest.exists() and (path / 'ckpt' / latest.read_text().strip() / weights).exists():
-        return path / 'ckpt' / latest.read_text().strip()
-    done = sorted(p for p in (path / 'ckpt').glob('step_*') if (p / weights).exists())
-    return done[-1] if done else None                     # `latest` lost: the newest complete checkpoint
+    if (path / weights).exists():
+        bad = checkpoint_problem(path, weights)
+        if bad: raise ValueError(f"checkpoint {path} is damaged: {bad}")
+        return path
+    root = path / 'ckpt'
+    latest = (root / 'latest').read_text().strip() if (root / 'latest').exists() else None
+    cands = sorted((p for p in root.glob('step_*') if (p / weights).exists()), key=lambda p: (p.name == latest, p.name), reverse=True)
+    broken = []
+    for ck in cands:                                      # `latest` first, then the newest others
+        bad = checkpoint_problem(ck, weights)
+        if bad is None:
+            if broken: warnings.warn(f"{'; '.join(broken)}: using the newest intact checkpoint {ck}")
+            return ck
+        broken.append(bad)
+    if broken: raise ValueError(f"no intact checkpoint in {root}: {'; '.join(broken)}. Delete {path} to start clean")
+    return None
+
+def checkpoint_problem(
+    ck:Path,                         # a checkpoint folder
+    weights:str='model.safetensors', # its weight file
+)->str|None:                         # None if intact, else which file is broken and how
+    "Cheap integrity check: safetensors size matches its header, config.json parses, state.pt (a zip archive) opens."
+    import zipfile
+    f = ck / weights
+    try:
+        with open(f, 'rb') as fh:
+            n = int.from_bytes(fh.read(8), 'little'); hdr = json.loads(fh.read(n))
+        end = max((v['data_offsets'][1] for k, v in hdr.items() if k != '__metadata__'), default=0)
+        if f.stat().st_size != 8 + n + end: return f"{f} is {f.stat().st_size} bytes, its header needs {8 + n + end} (truncated)"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e: return f"{f} cannot be read ({type(e).__name__}: {e})"
+    try: json.loads((ck / 'config.json').read_text())
+    except (OSError, ValueError) as e: return f"{ck / 'config.json'} cannot be read ({type(e).__name__})"
+    st = ck / 'state.pt'
+    if st.exists():
+        with open(st, 'rb') as fh: zipped = fh.read(2) == b'PK'   # other formats are left to `load_state` to refuse
+        if zipped or st.stat().st_size < 2:
+            try: zipfile.ZipFile(st).close()
+            except (zipfile.BadZipFile, OSError) as e: return f"{st} is not a complete archive ({e})"
+    return None
 
 def load_dinosaur(
     path:str|Path,                    # checkpoint folder or run folder
@@ -636,6 +759,7 @@ def train_dinosaur(
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} is not divisible by WORLD_SIZE {world}")
     dev = torch.device(device or (f'cuda:{local}' if torch.cuda.is_available() else 'cpu'))
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    if rank == 0: clean_stale_tmp(out)                   # temporaries of a killed run (log.csv, run.json, ...)
     if dev.type == 'cuda': torch.set_float32_matmul_precision('high')   # TF32 matmuls for the fp32 parts
     fast = _fast_paths(dev)
     with torch.random.fork_rng(devices=[]):
@@ -647,16 +771,22 @@ def train_dinosaur(
     opt = torch.optim.Adam(params, lr=cfg.lr)
     g = torch.Generator().manual_seed(cfg.seed)
     start = 0
+    frames = FrameSet(dataset, cfg.resize, cfg.crop)
+    data = frames.describe()                             # recorded in every checkpoint: a resume must see the same data
     ck = find_checkpoint(out)
     if ck is not None:                                   # exact resume
-        saved = json.loads((ck / 'config.json').read_text())['config']
+        meta = json.loads((ck / 'config.json').read_text()); saved = meta['config']
         diff = {k: (saved.get(k), v) for k, v in _cfg_dict(cfg).items() if k != 'steps' and saved.get(k) != v}
         if diff: raise ValueError(f"{ck} was trained with other settings {diff}; use a new out_dir or the same config")
+        if meta.get('data') != data:
+            was = (f"{meta['data']['frames']} frames of {meta['data']['size']} px, hash {meta['data']['digest']}" if meta.get('data')
+                   else "no record of its data (an older mrdino)")
+            raise ValueError(f"{ck} was trained on other data ({was}; now {data['frames']} frames of {data['size']} px, hash "
+                             f"{data['digest']}): resuming would mix them. Train into a new out_dir, or delete {out} to start clean")
         model.load_state_dict(_st_load(str(ck / 'model.safetensors')), strict=False)
-        st = torch.load(ck / 'state.pt', map_location='cpu', weights_only=False)
+        st = load_state(ck / 'state.pt')
         opt.load_state_dict(st['opt']); g.set_state(st['gen']); start = st['step']
         say(f"resumed from {ck} at step {start}", rank)
-    frames = FrameSet(dataset, cfg.resize, cfg.crop)
     fc = None
     if cache:
         mk = lambda: FeatureCache(cache_dir or out / 'feature_cache', model.encoder, frames,
@@ -730,17 +860,18 @@ def train_dinosaur(
             bar.set_postfix(loss=row['loss'], img_s=row['img_per_s'], s_step=row['s_per_step'])
             t_last, n_last = time.time(), n_done
         if done % cfg.ckpt_every == 0 or done == steps:
-            if rank == 0: last['checkpoint'] = str(save_checkpoint(out, model, done, opt, g))
+            if rank == 0: last['checkpoint'] = str(save_checkpoint(out, model, done, opt, g, data=data))
             _barrier(world)
         if stop_after is not None and n_done >= stop_after: break
     bar.close()
     secs = time.time() - t_run
     last.update(seconds=round(secs, 2), img_per_s=round(n_done * B / secs, 1) if n_done else None, encoder=tag, fast_paths=fast)
     if rank == 0 and last['step'] == steps:
-        say(f"done: step {last['step']}, loss {last['loss']:.4g}, {last['img_per_s']} img/s; checkpoint {last['checkpoint']}", rank)
+        speed = f"{last['img_per_s']} img/s" if n_done else f"nothing left to train (resumed at step {start})"
+        say(f"done: step {last['step']}, loss {last['loss']:.4g}, {speed}; checkpoint {last['checkpoint']}", rank)
     return last
 
-# %% ../nbs/03_dinosaur.ipynb 51
+# %% ../nbs/03_dinosaur.ipynb 53
 @dataclass
 class WindowLayout:
     "How an image is cut into square windows."
@@ -763,18 +894,22 @@ def window_layout(
     pt, pl = (ny * crop - H) // 2, (nx * crop - W) // 2
     return WindowLayout((H, W), crop, [(iy * crop - pt, ix * crop - pl) for iy in range(ny) for ix in range(nx)], (pt, pl))
 
-# %% ../nbs/03_dinosaur.ipynb 54
+# %% ../nbs/03_dinosaur.ipynb 56
 def merge_window_slots(
     labels:np.ndarray,     # (H, W) int channel id per canvas pixel (argmax of the joined masks); channel = window * C + j
-    slots:np.ndarray,      # (n_windows, K, D) slot vectors (C = n_bg + K channels per window)
+    feats:np.ndarray,      # (n_windows, K, ...) per-slot features compared by cosine similarity (C = n_bg + K channels per window)
     layout:WindowLayout,   # window positions on the canvas
     thr:float=0.2,         # merge when cosine similarity > thr
     n_bg:int=0,            # leading background channels per window (never merged)
+    mode:str='corrected',  # 'corrected': channel j uses its own slot; 'reference': the release's merger (channel 0 never merges, channel j uses feats[j - 1])
 )->tuple:                  # (merged labels (H, W), parent (n_windows*C,) channel each channel was merged into)
-    "Merge slots of adjacent windows whose masks touch the shared border and whose slot vectors are similar."
-    nW, K, _ = slots.shape
+    "Merge slots of adjacent windows whose masks touch the shared border and whose features are similar."
+    if mode not in ('corrected', 'reference'): raise ValueError(f"merge mode {mode!r}: use 'corrected' or 'reference'")
+    nW, K = feats.shape[:2]
     C, (H, W), cr = n_bg + K, labels.shape, layout.crop
-    unit = slots / (np.linalg.norm(slots, axis=-1, keepdims=True) + 1e-8)
+    first, shift = (max(n_bg, 1), 1) if mode == 'reference' else (n_bg, n_bg)   # first mergeable channel, channel -> feature offset
+    f = np.asarray(feats, np.result_type(feats, np.float32)).reshape(nW, K, -1)   # (nW, K, D') flattened features
+    unit = f / (np.linalg.norm(f, axis=-1, keepdims=True) + 1e-8)
     edges = []
     for w, (y0, x0) in enumerate(layout.origins):
         ya, yb, xa, xb = max(y0, 0), min(y0 + cr, H), max(x0, 0), min(x0 + cr, W)
@@ -782,7 +917,7 @@ def merge_window_slots(
         e = {}
         for side, px in sides.items():
             present, s = set(np.unique(px).tolist()), set()
-            for c in range(w * C + n_bg, (w + 1) * C):
+            for c in range(w * C + first, (w + 1) * C):
                 if c in present: s.add(c)
             e[side] = s
         edges.append(e)
@@ -800,7 +935,7 @@ def merge_window_slots(
             if ci in merged: continue
             for cj in cj_s:
                 if cj in merged: continue
-                sim = float(unit[wi, ci - wi * C - n_bg] @ unit[wj, cj - wj * C - n_bg])
+                sim = float(unit[wi, ci - wi * C - shift] @ unit[wj, cj - wj * C - shift])
                 if sim > thr:
                     keep, rem = min(ci, cj), max(ci, cj)
                     parent[rem] = keep; merged.add(rem)
@@ -810,7 +945,7 @@ def merge_window_slots(
         parent[c] = r
     return parent[labels], parent
 
-# %% ../nbs/03_dinosaur.ipynb 58
+# %% ../nbs/03_dinosaur.ipynb 62
 def join_windows(
     masks:np.ndarray,        # (nW, K, crop, crop) alpha masks of each window
     layout:WindowLayout,     # where the windows lie on the canvas
@@ -841,6 +976,25 @@ class WindowPrediction:
     slots:np.ndarray         # (n_windows, K, D) float32 slot vectors
     parent:np.ndarray        # (n_windows*K,) channel each channel was merged into
     layout:WindowLayout      # where the windows lie
+    pos:np.ndarray|None=None # (P, D) the decoder's position embedding
+
+    def decoder_inputs(self)->np.ndarray:
+        "(n_windows, K, P·D): each slot + the decoder's position embedding, flattened (what the reference merger compares without a head)."
+        if self.pos is None: raise ValueError("this WindowPrediction has no decoder position embedding (pos)")
+        return (self.slots[:, :, None, :] + self.pos[None, None]).reshape(*self.slots.shape[:2], -1)
+
+def reference_windows(
+    image:np.ndarray,     # (h, w, 3) uint8 RGB
+    protocol,             # `mrdino.metrics` protocol (name or object) with square windows, e.g. 'kitti', 'tri_pd'
+    crop:int,             # the model's window side (must be the protocol's)
+)->tuple:                 # ((n_windows, crop, crop, 3) float32 in [0, 1], WindowLayout)
+    "The protocol's windows of `image` prepared as the reference prepares them, and their layout on the canvas."
+    from mrdino.metrics import get_protocol, window_images, window_origins
+    p = get_protocol(protocol)
+    if p.resize is None or tuple(p.window or ()) != (crop, crop):
+        raise ValueError(f"protocol {p.name!r} has windows {p.window}, the model's crop is {crop}: "
+                         f"use the protocol of the preset the model was trained with (kitti: 378, tri_pd: 490)")
+    return window_images(image, p), WindowLayout(tuple(p.resize), crop, window_origins(p), (0, p.pad[0]))
 
 @torch.no_grad()
 def predict_windows(
@@ -850,10 +1004,16 @@ def predict_windows(
     seed:int=0,                  # seed of the slot noise (repeatable evaluation)
     merge_thr:float|None=0.2,    # cosine threshold of the border merger; None: no merging
     batch:int=16,                # windows per forward pass
+    protocol=None,               # a `mrdino.metrics` protocol (e.g. 'kitti'): its canvas and windows, the image prepared as the reference does (`reference_windows`)
+    merge_mode:str='corrected',  # `merge_window_slots` mode ('reference' compares `decoder_inputs`)
 )->WindowPrediction:
     "Resize, pad, cut into windows, run DINOSAUR with seeded slots, join the masks on the canvas, merge across borders."
     cfg, dev = model.cfg, next(model.parameters()).device
     h, w = image.shape[:2]
+    if protocol is not None:
+        wins, lay = reference_windows(image, protocol, cfg.crop)
+        x = torch.from_numpy(wins).permute(0, 3, 1, 2)                      # (nW, 3, crop, crop) float in [0, 1]
+        return _predict(model, x, lay, (h, w), seed, merge_thr, batch, merge_mode)
     if isinstance(resize, str):
         r = cfg.resize
         resize = tuple(r) if r and abs((w / h) / (r[1] / r[0]) - 1) < 0.05 else None
@@ -864,19 +1024,155 @@ def predict_windows(
     ny, nx = len({o[0] for o in lay.origins}), len({o[1] for o in lay.origins})
     canvas = np.zeros((ny * cfg.crop, nx * cfg.crop, 3), np.uint8); canvas[pt:pt + H, pl:pl + W] = img
     wins = np.stack([canvas[y + pt:y + pt + cfg.crop, x + pl:x + pl + cfg.crop] for y, x in lay.origins])
-    noise = torch.randn(len(wins), cfg.n_slots, cfg.slot_dim, generator=torch.Generator().manual_seed(seed))
+    return _predict(model, to_images(wins), lay, (h, w), seed, merge_thr, batch, merge_mode)
+
+def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPrediction:
+    "Run the windows `x` (nW, 3, crop, crop) through the model, join, merge, resize labels to `hw`."
+    cfg, dev = model.cfg, next(model.parameters()).device
+    (h, w), (H, W) = hw, lay.size
+    noise = torch.randn(len(x), cfg.n_slots, cfg.slot_dim, generator=torch.Generator().manual_seed(seed))
     masks, slots = [], []
-    for s in range(0, len(wins), batch):
-        o = model(model.encode(to_images(wins[s:s + batch]).to(dev)), noise=noise[s:s + batch])
+    for s in range(0, len(x), batch):
+        o = model(model.encode(x[s:s + batch].to(dev)), noise=noise[s:s + batch])
         masks.append(o.masks.float().cpu()); slots.append(o.slots.float().cpu())
     masks, slots = torch.cat(masks), torch.cat(slots)                       # (nW, K, P), (nW, K, D)
     g = cfg.grid
-    up = F.interpolate(masks.reshape(len(wins), cfg.n_slots, g, g), size=(cfg.crop, cfg.crop), mode='bilinear',
+    up = F.interpolate(masks.reshape(len(x), cfg.n_slots, g, g), size=(cfg.crop, cfg.crop), mode='bilinear',
                        align_corners=False)                                 # (nW, K, crop, crop)
     lab, _, _ = join_windows(up.numpy(), lay)                               # each pixel lies in exactly one window
-    slots_np = slots.numpy()
-    parent = np.arange(len(wins) * cfg.n_slots)
-    if merge_thr is not None: lab, parent = merge_window_slots(lab, slots_np, lay, merge_thr)
-    lab = lab.astype(np.int32)
-    full = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != (H, W) else lab
-    return WindowPrediction(full, lab, up.numpy(), slots_np, parent, lay)
+    wp = WindowPrediction(None, None, up.numpy(), slots.numpy(), np.arange(len(x) * cfg.n_slots), lay,
+                          model.decoder.pos.detach().float().cpu().numpy()[0])
+    if merge_thr is not None:
+        lab, wp.parent = merge_window_slots(lab, wp.slots if merge_mode == 'corrected' else wp.decoder_inputs(), lay,
+                                            merge_thr, mode=merge_mode)
+    wp.canvas_labels = lab.astype(np.int32)
+    wp.labels = cv2.resize(wp.canvas_labels, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != (H, W) else wp.canvas_labels
+    return wp
+
+# %% ../nbs/03_dinosaur.ipynb 67
+REF_ENCODER_PREFIX = 'models.feature_extractor.model.'   # the reference's frozen DINOv2 (torch.hub layout)
+_REF_KEYS = (  # reference key after `models.` -> mrdino key (`head.` = the stage-2 head); a trailing '.' matches a prefix
+    ('conditioning.slots_mu', 'slot_mu'), ('conditioning.slots_logsigma', 'slot_log_sigma'),
+    ('perceptual_grouping.positional_embedding.layers.1.', 'input_mlp.'),            # LayerNorm, Linear, ReLU, Linear
+    ('perceptual_grouping.slot_attention.norm_input.', 'slot_attention.norm_inputs.'),
+    ('perceptual_grouping.slot_attention.ff_mlp.module.', 'slot_attention.mlp.'),     # residual MLP (LayerNorm first)
+    ('perceptual_grouping.slot_attention.', 'slot_attention.'),                       # to_q, to_k, to_v, gru, norm_slots
+    ('object_decoder.pos_embed', 'decoder.pos'), ('object_decoder.decoder.', 'decoder.mlp.'),
+    ('object_decoder.slot_decoder.', 'head.mlp.'),                                    # stage-2 checkpoints only
+)
+_REF_NOT_MODEL = ('losses.', 'training_metrics.', 'evaluation_metrics.', 'visualizations.')  # CombinedModel parts without model weights
+
+def _rename(key:str, rules)->str|None:
+    for a, b in rules:
+        if key == a or (a.endswith('.') and key.startswith(a)): return b + key[len(a):]
+    return None
+
+def reference_key(
+    key:str,   # a key of the reference checkpoint's state dict
+)->str|None:   # the mrdino key ('head.…' for the stage-2 head), or None if the key is not a slot-model weight
+    "Map a reference (`models.…`) key to mrdino's."
+    return _rename(key[len('models.'):], _REF_KEYS) if key.startswith('models.') else None
+
+def _ref_name(ours:str)->str:
+    "The reference key an mrdino key comes from (for error messages)."
+    return 'models.' + _rename(ours, [(b, a) for a, b in _REF_KEYS])
+
+def read_reference_checkpoint(
+    path:str|Path,  # .ckpt of the reference release (a Lightning checkpoint), or a file holding its state dict
+)->dict:            # the state dict: 'models.…' -> tensor
+    "Read a reference checkpoint with `torch.load(weights_only=True)`: tensors and plain containers only, no code runs."
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"reference checkpoint {path} does not exist; download a .ckpt from the authors' Drive folder "
+                                f"(see the README of github.com/visinf/mr-dinosaur, section Checkpoints)")
+    try: ck = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        why = next((l for l in lines if 'Unsupported global' in l), lines[0] if lines else '')
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {why[:300]}). It is read with "
+                         f"torch.load(weights_only=True), which never runs code from the file, so a text file, a truncated "
+                         f"download or a pickled Python object is refused: download the .ckpt again.") from None
+    sd = ck.get('state_dict', ck) if isinstance(ck, dict) else None
+    if not isinstance(sd, dict) or not any(isinstance(k, str) and k.startswith('models.') for k in sd):
+        found = sorted(map(str, ck))[:6] if isinstance(ck, dict) else type(ck).__name__
+        raise ValueError(f"{path} is not a checkpoint of the reference release: expected a Lightning checkpoint whose "
+                         f"'state_dict' has 'models.…' keys, found {found}. For a checkpoint made by mrdino pass its run folder.")
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad: raise ValueError(f"{path}: state_dict entries that are not tensors: {bad[:8]}")
+    return sd
+
+def _linear_ids(sd:dict, prefix:str)->list:
+    "Indices i of the `prefix{i}.weight` Linear layers (2-D weights) in a Sequential."
+    return sorted(int(k[len(prefix):].split('.')[0]) for k, v in sd.items()
+                  if k.startswith(prefix) and k.endswith('.weight') and v.ndim == 2)
+
+def _reference_preset(n_patches:int)->DinosaurConfig:
+    "The preset whose windows have `n_patches` patches."
+    hit = [n for n in ('kitti', 'tri_pd', 'movi_e', 'synthetic') if DinosaurConfig.preset(n).n_patches == n_patches]
+    if not hit: raise ValueError(f"no preset has {n_patches} patches per window: pass cfg (a DinosaurConfig with the right crop)")
+    return DinosaurConfig.preset(hit[0])
+
+def load_reference_checkpoint(
+    path:str|Path,                    # .ckpt of the reference release (DINOSAUR, stage 1 or stage 2)
+    cfg:DinosaurConfig|str='kitti',   # preset name or config: supplies n_slots, sa_iters, crop, encoder (what the weights do not say); 'auto': the preset with the checkpoint's patch count
+    encoder:FrozenDinov2|None=None,   # use this encoder as is
+    encoder_weights:str|None=None,    # DINOv2 weight file (torch.hub or timm layout) instead of the checkpoint's own encoder
+    device='cpu',
+)->tuple:                             # (Dinosaur in eval mode, SlotDeactivation in eval mode or None)
+    "Import a model trained by the reference release: strict key mapping, sizes from the weights, encoder from the file."
+    from mrdino.stage2 import SlotDeactivation
+    sd = read_reference_checkpoint(path)
+    ours, enc_sd, unexpected, ignored = {}, {}, [], []
+    for k, v in sd.items():
+        if k.startswith(REF_ENCODER_PREFIX): enc_sd[k[len(REF_ENCODER_PREFIX):]] = v
+        elif (m := reference_key(k)) is not None: ours[m] = v
+        elif k.startswith(_REF_NOT_MODEL): ignored.append(k)
+        else: unexpected.append(k)
+    need = [k for k in ('slot_mu', 'input_mlp.0.weight', 'decoder.pos', 'decoder.mlp.0.weight') if k not in ours]
+    if need: raise ValueError(f"{path}: missing reference keys {[_ref_name(k) for k in need]} (not a DINOSAUR checkpoint?)")
+    D, Fd, P = ours['slot_mu'].shape[-1], ours['input_mlp.0.weight'].shape[0], ours['decoder.pos'].shape[1]
+    dec = _linear_ids(ours, 'decoder.mlp.')
+    if isinstance(cfg, str): cfg = _reference_preset(P) if cfg == 'auto' else DinosaurConfig.preset(cfg)
+    cfg = replace(cfg, slot_dim=D, decoder_hidden=ours['decoder.mlp.0.weight'].shape[0], decoder_layers=len(dec) - 1)
+    if P != cfg.n_patches:
+        g = math.isqrt(P)
+        raise ValueError(f"{path}: the decoder has {P} patch positions ({g}x{g}: {14 * g}-px windows) but the config "
+                         f"({cfg.name}, crop {cfg.crop}) has {cfg.n_patches}: pass cfg with crop={14 * g}")
+    if encoder is not None: enc = encoder
+    elif encoder_weights:
+        cfg = replace(cfg, encoder_weights=str(encoder_weights)); enc = build_encoder(cfg)
+    elif enc_sd:
+        src = f"{path} (models.feature_extractor.model.*)"
+        with torch.random.fork_rng(devices=[]): vit = build_vit(cfg.encoder, cfg.crop, cfg.encoder_arch)
+        layout = load_dinov2_weights(vit, enc_sd, cfg.encoder, source=src)
+        arch = f"{cfg.encoder}{'' if not cfg.encoder_arch else ' ' + json.dumps(cfg.encoder_arch, sort_keys=True)} @ {cfg.crop}px"
+        cfg = replace(cfg, encoder_weights=str(path))
+        enc = FrozenDinov2(vit, f"{arch}, DINOv2 weights from {src} ({layout} layout)", _file_id(path))
+    else:
+        raise ValueError(f"{path} holds no encoder weights (no {REF_ENCODER_PREFIX}* keys): pass encoder_weights (CLI: "
+                         f"--encoder-weights) = the DINOv2 file, e.g. dinov2_vitb14_pretrain.pth from "
+                         f"https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/")
+    if enc_sd and (encoder is not None or encoder_weights):
+        say(f"{path}: its own encoder weights ({len(enc_sd)} tensors) are not used; encoder: {enc.description}")
+    if (enc.dim, enc.n_patches) != (Fd, P):
+        raise ValueError(f"{path}: the slot model takes {P} patches of {Fd}-d features, encoder {enc.description} gives "
+                         f"{enc.n_patches} of {enc.dim}-d: pass a cfg / encoder that fits (ViT-S/14: 384-d, ViT-B/14: 768-d)")
+    with torch.random.fork_rng(devices=[]): model = Dinosaur(cfg, enc)
+    hsd = {k[len('head.'):]: v for k, v in ours.items() if k.startswith('head.')}
+    head = SlotDeactivation(D, hsd['mlp.0.weight'].shape[0], len(_linear_ids(hsd, 'mlp.')) - 1) if 'mlp.0.weight' in hsd else None
+    want = {**model.trainable_state_dict(), **({f'head.{k}': v for k, v in head.state_dict().items()} if head else {})}
+    missing = [_ref_name(k) for k in want if k not in ours]
+    unexpected += [_ref_name(k) for k in ours if k not in want]
+    bad = [f"{_ref_name(k)}: file {tuple(ours[k].shape)} vs model {tuple(want[k].shape)}" for k in want
+           if k in ours and ours[k].shape != want[k].shape]
+    if missing or unexpected or bad:
+        show = lambda l: (', '.join(l[:10]) + (f' ... ({len(l)} in all)' if len(l) > 10 else '')) or 'none'
+        raise ValueError(f"{path} does not fit mrdino's DINOSAUR (slot dim {D}, decoder {cfg.decoder_layers}x{cfg.decoder_hidden}, "
+                         f"{cfg.n_slots} slots): missing keys: {show(missing)}; unexpected keys: {show(unexpected)}; "
+                         f"shape mismatches: {show(bad)}")
+    model.load_state_dict({k: v for k, v in ours.items() if not k.startswith('head.')}, strict=False)
+    if head is not None: head.load_state_dict(hsd, strict=True)
+    say(f"loaded reference checkpoint {path}: {cfg.n_slots} slots of {D}, decoder {cfg.decoder_layers}x{cfg.decoder_hidden}, "
+        f"{'stage-2 head ' + str(len(_linear_ids(hsd, 'mlp.')) - 1) + 'x' + str(hsd['mlp.0.weight'].shape[0]) if head else 'no stage-2 head'}"
+        f"{'; ignored (no model weights): ' + ', '.join(ignored[:4]) if ignored else ''}; encoder: {enc.description}")
+    return model.to(device).eval(), (head.to(device).eval() if head is not None else None)

@@ -423,6 +423,7 @@ def evaluate_predictions(
     images:Sequence[np.ndarray]|None=None, # RGB images for the overlays, optional
     n_overlays:int=4,                   # overlays for the first n images
     count_background:bool=False,        # count predicted id 0 as a segment (DINOSAUR baseline mode)
+    meta:dict|None=None,                # what was scored (checkpoint, head, data, ...), recorded in metrics.json as `run`
 )->dict:                                # the content of metrics.json
     "Score a dataset under a protocol and write metrics.json, per_image.csv and overlay PNGs atomically."
     import cv2
@@ -432,6 +433,7 @@ def evaluate_predictions(
     names = [f"{i:06d}" for i in range(n)] if names is None else [str(s) for s in names]
     if len(names) != n or (images is not None and len(images) != n): raise ValueError("names/images must have one entry per prediction")
     out = Path(out_dir)
+    for old in (out / "overlays").glob("*.png"): old.unlink()   # an earlier evaluation's overlays would sit beside these
     acc = MaskMetrics(count_background=count_background, min_gt_objects=p.min_gt_objects)
     cols = ["name", "n_gt_objects", "n_gt", "n_pred", "tp", "fg_ari", "all_ari"]
     buf = io.StringIO(); w = csv.writer(buf, lineterminator="\n"); w.writerow(cols)
@@ -448,7 +450,7 @@ def evaluate_predictions(
     m = acc.compute()
     result = dict(protocol=p.name, n_images=n, count_background=count_background,
                   metrics={k: (None if np.isnan(m[k]) else m[k]) for k in p.metrics},
-                  counts=acc.counts(), settings=asdict(p))
+                  counts=acc.counts(), settings=asdict(p), run=dict(meta or {}))
     atomic_write(out / "per_image.csv", buf.getvalue())
     atomic_write(out / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result

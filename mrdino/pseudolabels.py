@@ -24,7 +24,7 @@ __all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 
            'quality_table', 'ThresholdExplorer']
 
 # %% ../nbs/02_pseudolabels.ipynb 4
-from .data import BadFrameError, label_to_rgb, atomic_write, clean_stale_tmp
+from .data import BadFrameError, label_to_rgb, atomic_write, clean_stale_tmp, input_identity, identity_changes
 from .flow import get_backend, corner_means, is_quasi_static, TAU_STATIC
 
 # %% ../nbs/02_pseudolabels.ipynb 5
@@ -523,6 +523,20 @@ def write_index(
     atomic_write(root / 'index.csv', buf.getvalue().encode())
     return root / 'index.csv'
 
+def _check_inputs(seq, root:Path):
+    "Relabel `seq` from scratch when its recorded input identity differs from its files now; record the identity."
+    import shutil
+    name = _safe_name(seq.name)
+    f, rec, labels = root / 'records' / f'{name}.input.json', root / 'records' / f'{name}.jsonl', root / 'labels' / name
+    ident = json.loads(json.dumps(input_identity(seq)))
+    old = json.loads(f.read_text()) if f.exists() else None
+    if old == ident: return
+    if old is not None or rec.exists() or labels.exists():
+        log.warning(f"pseudolabel: {seq.name} is not what {root} labelled before ({identity_changes(old, ident)}): "
+                    f"its labels are removed and made again")
+        shutil.rmtree(labels, ignore_errors=True); rec.unlink(missing_ok=True)
+    atomic_write(f, json.dumps(ident))
+
 _Q = None
 def _worker_init(q):
     global _Q
@@ -556,6 +570,7 @@ def pseudolabel(
 )->dict:                             # out (Path), frames, labelled, sequences, skipped, seconds, frames_per_s
     "Write instance pseudo-labels for every quasi-static frame of a dataset (resumable, shardable)."
     t0 = time.time()
+    if not (np.isfinite(tau_static) and tau_static > 0): raise ValueError(f"tau_static={tau_static!r}: must be a number > 0 (px)")
     if isinstance(source, (str, Path)):
         from mrdino.data import read_source
         seqs = read_source(source, layout)
@@ -580,8 +595,9 @@ def pseudolabel(
         raise ValueError(f"{sfile} holds other settings than this run's (hash collision?); remove {root}")
     if not sfile.exists(): atomic_write(sfile, text.encode())
     i, n = _parse_shard(shard)
-    todo = [s for j, s in enumerate(seqs) if j % n == i
-            and not (root / 'records' / f'{_safe_name(s.name)}.jsonl').exists()]
+    mine = [s for j, s in enumerate(seqs) if j % n == i]
+    for s in mine: _check_inputs(s, root)
+    todo = [s for s in mine if not (root / 'records' / f'{_safe_name(s.name)}.jsonl').exists()]
     total = sum(len(s) for s in todo)
     log.info(f"pseudolabel: {len(todo)} sequences ({total} frames) of shard {i}/{n} to do → {root} "
              f"[flow {desc}, mode {cfg.mode}, tau_static {tau_static}]")
@@ -614,7 +630,7 @@ def pseudolabel(
     finally: bar.close()
     write_index(root, seqs)
     dt = time.time() - t0
-    res = dict(out=root, sequences=len(todo), frames=total, labelled=sum(r['verdict'] == 'labelled' for r in done_rows),
+    res = dict(out=root, sequences=len(todo), frames=total, labelled=sum(r['verdict'] == 'labelled' and (r['instances'] or 0) > 0 for r in done_rows),
                skipped=sum(r['verdict'] == 'unreadable' for r in done_rows), seconds=dt, frames_per_s=total / dt if dt else 0.0)
     log.info(f"pseudolabel: {res['labelled']} maps from {total} frames in {dt:.1f} s ({res['frames_per_s']:.1f} frames/s)")
     return res

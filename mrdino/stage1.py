@@ -145,7 +145,7 @@ def training_windows(
     return np.stack(wins), np.stack(labs), np.array(org)
 
 # %% ../nbs/04_stage1.ipynb 22
-from .dinosaur import Dinosaur, to_images, save_checkpoint, find_checkpoint, say
+from .dinosaur import Dinosaur, to_images, save_checkpoint, find_checkpoint, load_state, say
 
 
 @torch.no_grad()
@@ -207,7 +207,7 @@ def train_stage1(
     ck = find_checkpoint(out)
     if ck is not None and (ck / 'state.pt').exists():
         load_trainable(model, ck)
-        st = torch.load(ck / 'state.pt', weights_only=False)
+        st = load_state(ck / 'state.pt')
         opt.load_state_dict(st['opt']); steps_done = st['step']
     epoch0 = steps_done // per_epoch                                    # checkpoints are written at epoch ends
     if epoch0: say(f"stage 1: resuming {out} after epoch {epoch0} (step {steps_done})", name='stage1')

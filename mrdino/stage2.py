@@ -16,7 +16,7 @@ from .stage1 import instance_masks, match_masks, upsample_masks
 # %% auto 0
 __all__ = ['STAGE2_PRESETS', 'EVAL_PROTOCOL', 'VARIANTS', 'SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config',
            'slots_and_masks', 'load_head', 'train_stage2', 'segment_windows', 'predict_frame', 'evaluate_model',
-           'MainJob']
+           'load_trained', 'MainJob']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -34,11 +34,12 @@ class SlotDeactivation(nn.Module):
         return torch.sigmoid(self.mlp(slots).squeeze(-1))
 
 # %% ../nbs/05_stage2.ipynb 8
-def _keep_largest(p:torch.Tensor, K:int)->torch.Tensor:
-    "If S ≥ K, keep the K − 1 largest pseudo masks (reference)."
+def _keep_for_matching(p:torch.Tensor, K:int, keep:str='reference')->torch.Tensor:
+    "If S ≥ K pseudo masks, the K − 1 that are matched: 'reference' the first K − 1 ids (what the release computes), 'largest' the largest."
+    if keep not in ('reference', 'largest'): raise ValueError(f"keep={keep!r}: use 'reference' or 'largest'")
     if len(p) < K: return p
-    idx = p.sum(1).argsort(descending=True)[:K - 1].sort().values
-    return p[idx]
+    if keep == 'reference': return p[:K - 1]                      # the release: positions 0..K-2 of the sorted areas index the unsorted masks
+    return p[p.sum(1).argsort(descending=True, stable=True)[:K - 1].sort().values]
 
 def stage2_loss(
     slots:torch.Tensor,    # (B, K, D) slot vectors (frozen model)
@@ -47,13 +48,16 @@ def stage2_loss(
     labels:list,           # B pseudo-label maps (H, W)
     r_bg:float=0.4,        # weight of L_bg (reference KITTI 0.4; paper and TRI-PD 0.2)
     tau_drop:float=0.99,   # unmatched slots with max cos sim ≥ tau_drop to matched slots are dropped from L_bg
+    keep:str='reference',  # S ≥ K pseudo masks: match the first K − 1 ids ('reference', as the release) or the K − 1 largest ('largest')
 )->tuple:                  # (loss, dict of L_fg, L_bg, images used, slots dropped, slots pushed to background)
     "Stage-2 loss: cover pseudo objects with active slots, switch unmatched non-dropped slots off on background."
     B, K = masks.shape[:2]
     m = masks.flatten(2)                                              # (B, K, N)
-    matched, ps = [], []
+    matched, ps, pfgs = [], [], []
     for b in range(B):
-        p = _keep_largest(instance_masks(labels[b]).to(m.device).flatten(1), K)   # (S, N)
+        allp = instance_masks(labels[b]).to(m.device).flatten(1)     # (S, N) every pseudo instance, in id order
+        pfgs.append(allp.amax(0) if len(allp) else m.new_zeros(m.shape[-1]))   # (N,) p_fg: label != 0
+        p = _keep_for_matching(allp, K, keep)                         # (min(S, K-1 if S >= K), N)
         ps.append(p)
         if len(p) == 0: matched.append(torch.zeros(K, dtype=torch.bool)); continue
         _, c = match_masks(m[b], p)
@@ -63,22 +67,20 @@ def stage2_loss(
     ref = unit[matched]                                               # (M, D) matched slots of the whole batch
     sim = (unit @ ref.T).amax(-1) if len(ref) else torch.full((B, K), -1.0, device=m.device)   # (B, K)
     bg_slots = ~matched & (sim < tau_drop)                            # unmatched and not dropped
-    lf, lb, n = m.new_zeros(()), m.new_zeros(()), 0
+    lf, lb, n = m.new_zeros(()), m.new_zeros(()), sum(len(p) > 0 for p in ps)
     for b in range(B):
-        if len(ps[b]) == 0: continue
-        pfg = ps[b].amax(0)                                           # (N,) union of pseudo masks
+        pfg = pfgs[b]                                                 # (N,) every pseudo-labelled pixel
         fg = (lam[b, :, None] * m[b]).sum(0)                          # (N,) Σ_k λ_k m_k, all slots
         lf = lf + -(pfg * torch.log(fg + 1e-6)).mean()
         bgm = pfg == 0
         if bgm.any():
             mhat = (lam[b, :, None] * m[b] * bg_slots[b, :, None]).sum(0)   # (N,) non-dropped unmatched slots
-            lb = lb + r_bg * mhat[bgm].sum() / bgm.sum()
-        n += 1
-    if n: lf, lb = lf / n, lb / n
+            lb = lb + r_bg * mhat[bgm].sum() / bgm.sum()       # (the reference divides by 0 when no pixel is background)
+    lf, lb = lf / B, lb / B                                           # every image counts, as in the reference
     dropped = int((~matched & ~(sim < tau_drop)).sum())
     return lf + lb, dict(l_fg=float(lf.detach()), l_bg=float(lb.detach()), images=n, dropped=dropped, to_background=int(bg_slots.sum()))
 
-# %% ../nbs/05_stage2.ipynb 12
+# %% ../nbs/05_stage2.ipynb 14
 def gated_labels(
     masks:torch.Tensor|np.ndarray, # (K, H, W) alpha masks
     lam:torch.Tensor|np.ndarray,   # (K,) λ
@@ -91,8 +93,8 @@ def gated_labels(
     bg = (1 - mk.sum(0, keepdim=True)).clamp(min=0)
     return torch.cat([bg, mk]).argmax(0).int().numpy()
 
-# %% ../nbs/05_stage2.ipynb 15
-from .dinosaur import Dinosaur, say, write_checkpoint, find_checkpoint
+# %% ../nbs/05_stage2.ipynb 17
+from .dinosaur import Dinosaur, say, write_checkpoint, find_checkpoint, load_state
 from .stage1 import encode_windows, append_csv
 
 @dataclass
@@ -117,7 +119,7 @@ STAGE2_PRESETS = dict(
     synthetic=Stage2Config(lr=1e-4, epochs=6, hidden=256, ckpt_every=100),
 )
 
-# %% ../nbs/05_stage2.ipynb 16
+# %% ../nbs/05_stage2.ipynb 18
 @torch.no_grad()
 def slots_and_masks(
     model:Dinosaur,              # frozen (stage-1) model
@@ -155,7 +157,7 @@ def load_head(path:str|Path, device='cpu')->tuple:
     head.load_state_dict(load_file(str(p / 'head.safetensors')))
     return head.to(device).eval(), cfg
 
-# %% ../nbs/05_stage2.ipynb 17
+# %% ../nbs/05_stage2.ipynb 19
 def train_stage2(
     model:Dinosaur,              # stage-1 (or baseline) model; frozen
     windows:np.ndarray,          # (N, crop, crop, 3) uint8 training windows (`mrdino.stage1.training_windows`)
@@ -185,7 +187,7 @@ def train_stage2(
     ck = find_checkpoint(out, 'head.safetensors')
     if ck is not None:
         h, _ = load_head(ck, dev); head.load_state_dict(h.state_dict())
-        st = torch.load(ck / 'state.pt', weights_only=False); opt.load_state_dict(st['opt']); step = st['step']
+        st = load_state(ck / 'state.pt'); opt.load_state_dict(st['opt']); step = st['step']
         say(f"stage 2: resuming {out} at step {step}", name='stage2')
     meta = dict(slot_dim=model.cfg.slot_dim, encoder=model.encoder.description)
     say(f"stage 2: {N} windows, {total} steps (r_bg {cfg.r_bg}, tau_drop {cfg.tau_drop}); encoder: {model.encoder.description}", name='stage2')
@@ -220,18 +222,22 @@ def train_stage2(
                 win_per_s=round(n_run / secs, 1) if n_run else None)
     return last
 
-# %% ../nbs/05_stage2.ipynb 19
+# %% ../nbs/05_stage2.ipynb 21
 from .dinosaur import predict_windows, merge_window_slots, join_windows
+from .metrics import get_protocol
 
 def segment_windows(
     wp,                            # `WindowPrediction` of one image (from `predict_windows`, merge_thr=None)
     lam:np.ndarray|None=None,      # (nW, K) λ; None: every slot is a segment
     thr:float=0.5,                 # λ threshold
     merge_thr:float|None=0.2,      # cosine threshold of the border merger; None: no merging
+    merge_mode:str='corrected',    # `merge_window_slots` mode; 'reference' without λ compares `wp.decoder_inputs()`
 )->np.ndarray:                     # labels on the canvas (H, W) int32, 0 = background
     "Join the windows' masks with slots switched off by λ (background channel competing), merge across borders."
     lab, C, n_bg = join_windows(wp.masks, wp.layout, lam, thr)
-    if merge_thr is not None: lab, _ = merge_window_slots(lab, wp.slots, wp.layout, merge_thr, n_bg=n_bg)
+    if merge_thr is not None:
+        feats = wp.decoder_inputs() if merge_mode == 'reference' and not n_bg else wp.slots
+        lab, _ = merge_window_slots(lab, feats, wp.layout, merge_thr, n_bg=n_bg, mode=merge_mode)
     return np.where(lab % C < n_bg, 0, lab + 1).astype(np.int32)          # background channels -> 0, slots -> id ≥ 1
 
 def predict_frame(
@@ -241,19 +247,23 @@ def predict_frame(
     thr:float=0.5,                 # λ threshold
     seed:int=0,                    # slot noise seed (repeatable)
     merge_thr:float|None=0.2,      # cosine threshold of the border merger; None: no merging
+    protocol=None,                 # `mrdino.metrics` protocol: reference inputs and merger where it says so (kitti, tri_pd)
+    merge_mode:str|None=None,      # override the merger mode ('corrected' or 'reference'); None: the protocol's, else 'corrected'
 )->tuple:                          # (labels on the canvas (H, W) int32, 0 = background; λ (nW, K) or None)
     "Segment one image: windows, optional slot deactivation, join, merge across borders."
-    wp = predict_windows(model, image, seed=seed, merge_thr=None)
+    p = get_protocol(protocol) if protocol is not None else None
+    mode = merge_mode or (p.merge_mode if p is not None else 'corrected')
+    wp = predict_windows(model, image, seed=seed, merge_thr=None, protocol=p if p is not None and p.reference_inputs else None)
     lam = None
     if head is not None:
         with torch.no_grad(): lam = head(torch.from_numpy(wp.slots).to(next(head.parameters()).device)).cpu().numpy()
-    return segment_windows(wp, lam, thr, merge_thr), lam
+    return segment_windows(wp, lam, thr, merge_thr, mode), lam
 
-# %% ../nbs/05_stage2.ipynb 21
+# %% ../nbs/05_stage2.ipynb 23
 from .metrics import score_pair, evaluate_masks, contingency, segment_iou
 
 def evaluate_model(
-    model:Dinosaur,                 # model to evaluate
+    model:Dinosaur|str|Path,        # model to evaluate, or anything `load_trained` loads (run folder, reference .ckpt)
     videos:list,                    # sequences with `gt` (synthetic videos also give parked/moving recall)
     head:SlotDeactivation|None=None, # stage-2 MLP; None: all slots count (baseline)
     protocol:str='synthetic',       # `mrdino.metrics.PROTOCOLS` key
@@ -261,14 +271,19 @@ def evaluate_model(
     seed:int=0,                     # slot noise seed
     thr:float=0.5,                  # λ threshold
     progress:bool=False,            # tqdm bar
+    encoder_weights:str|None=None,  # DINOv2 file when `model` is a path (`load_trained`)
 )->dict:                            # metrics (fractions) + recall_parked, recall_moving, frames
     "Segment GT-annotated frames and score them (F1@50, AP50, AR50, all-ARI, fg-ARI, parked/moving recall)."
     from mrdino.data import progress_bar
+    if isinstance(model, (str, Path)):
+        model, h, desc = load_trained(model, encoder_weights=encoder_weights)
+        head = head if head is not None else h
+        say(f"evaluating {desc}", name='stage2')
     preds, gts, ns, found = [], [], [], dict(parked=[0, 0], moving=[0, 0])
     items = [(v, t) for v in videos for t in range(0, len(v), every)]
     for v, t in progress_bar(items, desc='evaluate', disable=not progress):
         f = v[t]
-        lab, _ = predict_frame(model, f.image, head, thr, seed)
+        lab, _ = predict_frame(model, f.image, head, thr, seed, protocol=protocol)
         sp = score_pair(lab, f.gt, protocol)
         preds.append(sp.pred); gts.append(sp.gt); ns.append(sp.n_gt_objects)
         if hasattr(v, 'parked'):
@@ -285,7 +300,33 @@ def evaluate_model(
     res['frames'] = len(preds)
     return res
 
-# %% ../nbs/05_stage2.ipynb 30
+# %% ../nbs/05_stage2.ipynb 25
+def load_trained(
+    path:str|Path,                  # mrdino DINOSAUR / stage-1 run or checkpoint folder, or a reference release .ckpt (any stage)
+    head:str|Path|None=None,        # mrdino stage-2 run folder: the slot-deactivation head
+    encoder_weights:str|None=None,  # DINOv2 weight file: overrides the one a run names; for a .ckpt instead of its own encoder
+    preset='auto',                  # reference .ckpt: preset name or DinosaurConfig for what its weights do not say; 'auto': by patch count
+    device='cpu',
+)->tuple:                           # (Dinosaur, SlotDeactivation or None, one-line description of model + encoder)
+    "Load any trained model: an mrdino run (plus an optional stage-2 run) or a checkpoint of the reference release."
+    from mrdino.dinosaur import load_dinosaur, load_reference_checkpoint
+    p = Path(path)
+    if p.is_file():
+        model, h = load_reference_checkpoint(p, preset, encoder_weights=encoder_weights, device=device)
+        if head is not None and h is not None:
+            raise ValueError(f"{p} has its own stage-2 head (object_decoder.slot_decoder); do not pass a head as well")
+        what = f"reference checkpoint {p.name} ({'MR-DINOSAUR, its stage-2 head' if h is not None else 'DINOSAUR / stage 1, no head'})"
+    else:
+        model, h = load_dinosaur(p, encoder_weights, device=device), None
+        what = f"mrdino run {p}"
+    if head is not None:
+        h = load_head(head, device)[0]; what += f" + stage-2 head {head}"
+    c = model.cfg
+    desc = (f"{what}: {c.n_slots} slots x {c.slot_dim}, {c.crop}-px windows, "
+            f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
+    return model, h, desc
+
+# %% ../nbs/05_stage2.ipynb 37
 import hashlib
 from .data import read_source, atomic_write
 from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur
@@ -300,7 +341,17 @@ def _digest(d:dict)->str: return hashlib.sha256(json.dumps(d, sort_keys=True, de
 
 def _write_json(path:Path, obj): atomic_write(path, json.dumps(obj, indent=1, default=str))
 
-# %% ../nbs/05_stage2.ipynb 31
+def _check_weight_file(name:str, path:str):
+    "Raise naming the parameter unless `path` is a weight file: safetensors, a torch zip archive or a legacy torch pickle."
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"{name}={path!r} does not exist or is not a file")
+    with open(p, 'rb') as f: head = f.read(16)
+    n = int.from_bytes(head[:8], 'little') if len(head) >= 9 else 0
+    st = len(head) >= 9 and head[8:9] == b'{' and 0 < n < p.stat().st_size      # safetensors: 8-byte header length, JSON
+    if not (st or head[:4] == b'PK\x03\x04' or head[:1] == b'\x80'):
+        raise ValueError(f"{name}={path!r} is not a weight file (expected .safetensors or a torch .pth/.pt checkpoint)")
+
+# %% ../nbs/05_stage2.ipynb 38
 @dataclass
 class MainJob:
     "The whole MR-DINOSAUR pipeline on one dataset; each step reuses its finished output (see `done.json`)."
@@ -320,9 +371,26 @@ class MainJob:
     workers:int=1                   # pseudo-label worker processes (the training videos are spread over them)
 
     def __post_init__(self):
+        "Check every parameter (one line naming it, its value and what is allowed) before any long step."
         if self.preset not in EVAL_PROTOCOL: raise ValueError(f"unknown preset {self.preset!r}: choose one of {sorted(EVAL_PROTOCOL)}")
-        if int(self.workers) < 1: raise ValueError(f"workers={self.workers!r}: use 1 (one process) or more")
-        self.workers = int(self.workers)
+        def integer(name, lo, note):
+            v = getattr(self, name)
+            ok = not isinstance(v, bool) and (isinstance(v, (int, np.integer)) or (isinstance(v, float) and math.isfinite(v) and v.is_integer()))
+            if not ok or int(v) < lo: raise ValueError(f"{name}={v!r}: must be an integer >= {lo} ({note})")
+            setattr(self, name, int(v))
+        integer('workers', 1, '1 = one process')
+        for name in ('baseline_steps', 'stage1_epochs', 'stage2_epochs'): integer(name, 0, '0 = the preset')
+        integer('eval_every', 1, '1 = every annotated frame')
+        integer('seed', 0, 'seeds training and slot noise')
+        if not isinstance(self.progress, bool): raise ValueError(f"progress={self.progress!r}: must be True or False")
+        from mrdino.flow import BACKENDS
+        if self.flow_backend not in BACKENDS: raise ValueError(f"flow_backend={self.flow_backend!r}: choose one of {', '.join(BACKENDS)}")
+        import re
+        if not isinstance(self.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
+            raise ValueError(f"device={self.device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        for name in ('data', 'eval_data', 'encoder_weights', 'out_dir'):
+            if not isinstance(getattr(self, name), str): raise ValueError(f"{name}={getattr(self, name)!r}: must be a text (a path)")
+        if self.encoder_weights: _check_weight_file('encoder_weights', self.encoder_weights)
         for name in ('data', 'eval_data'):
             v = str(getattr(self, name))
             if not v.startswith('synthetic') and not Path(v).exists():
@@ -334,6 +402,8 @@ class MainJob:
         if self.device == 'auto': self.device = 'cuda' if torch.cuda.is_available() else 'cpu'
         if self.device.startswith('cuda') and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r} but CUDA is not available here (torch {torch.__version__}): use device='cpu'")
+        if ':' in self.device and int(self.device.split(':')[1]) >= torch.cuda.device_count():
+            raise ValueError(f"device={self.device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
         self.out = Path(self.out_dir); self.out.mkdir(parents=True, exist_ok=True)
         over = dict(seed=self.seed, **({'encoder_weights': self.encoder_weights} if self.encoder_weights else {}))
         if self.baseline_steps: over['steps'] = self.baseline_steps
@@ -352,19 +422,39 @@ class MainJob:
         if 'eval' not in self._cache: self._cache['eval'] = read_source(self.eval_data)
         return self._cache['eval']
 
-    def _step(self, name:str, settings:dict, fn):
-        "Run `fn(folder)` unless `folder/done.json` records the same settings; return its summary."
+    def _step(self, name:str, settings:dict, fn, inputs:dict|None=None):
+        "Run `fn(folder)` unless `folder/done.json` records the same settings and inputs; return its summary."
+        import shutil
         d = self.out / name
         done = d / 'done.json'
+        inputs = json.loads(json.dumps(inputs, default=str)) if inputs is not None else None
         if done.exists():
             rec = json.loads(done.read_text())
-            if rec.get('settings') == json.loads(json.dumps(settings, default=str)):
+            if rec.get('settings') == json.loads(json.dumps(settings, default=str)) and rec.get('inputs') == inputs:
                 say(f"{name}: reusing finished step in {d}", name='main'); return rec['summary']
+        if inputs is not None:                     # what the folder holds was made from other inputs: never resume from it
+            f = d / 'inputs.json'
+            old = json.loads(f.read_text()) if f.exists() else None
+            if old != inputs and d.exists() and any(d.iterdir()):
+                what = 'no record of its inputs' if old is None else ', '.join(k for k in {**old, **inputs} if old.get(k) != inputs.get(k))
+                say(f"{name}: {d} was made from other inputs (changed: {what}); removing it and redoing the step", name='main')
+                shutil.rmtree(d)
+            _write_json(f, inputs)
         t0 = time.time()
         summary = fn(d)
         summary['wall_s'] = round(time.time() - t0, 1)
-        _write_json(done, dict(settings=settings, summary=summary))
+        _write_json(done, dict(settings=settings, inputs=inputs, summary=summary))
         return summary
+
+    def data_identity(self, which:str='data')->dict|str:
+        "Identity of the training ('data') or evaluation ('eval_data') source: 'synthetic...' itself, else {sequence: hash of its files}."
+        from mrdino.data import input_identity, identity_digest
+        src = str(getattr(self, which))
+        if src.startswith('synthetic'): return src        # generated from fixed seeds
+        if 'id_' + which not in self._cache:
+            seqs = self.videos() if which == 'data' else self.eval_videos()
+            self._cache['id_' + which] = {s.name: identity_digest(input_identity(s)) for s in seqs}
+        return self._cache['id_' + which]
 
     def encoder(self):
         "The frozen encoder, built once per job."
@@ -378,7 +468,8 @@ class MainJob:
         from mrdino.pseudolabels import pseudolabel
         from mrdino.flow import TAU_STATIC
         tau = TAU_STATIC[self.preset]
-        settings = dict(data=self.data, backend=self.flow_backend, tau_static=tau)   # workers do not change the labels
+        settings = dict(data=self.data, backend=self.flow_backend, tau_static=tau,   # workers do not change the labels
+                        inputs=self.data_identity())  # changed sequences are relabelled by `pseudolabel` itself
         return self._step('pseudolabels', settings, lambda d: pseudolabel(
             self.videos(), d, backend=self.flow_backend, tau_static=tau, workers=self.workers, progress=self.progress))
 
@@ -417,7 +508,8 @@ class MainJob:
         "Step 2: DINOSAUR trained by feature reconstruction (frozen-feature cache)."
         settings = dict(config=asdict(self.dcfg), data=self.data)
         return self._step('dinosaur', settings, lambda d: train_dinosaur(
-            self.dcfg, self.videos(), d, device=self.device, progress=self.progress, encoder=self.encoder()))
+            self.dcfg, self.videos(), d, device=self.device, progress=self.progress, encoder=self.encoder()),
+            inputs=dict(data=self.data_identity()))
 
     def stage1(self)->dict:
         "Step 3: slot attention refined on matched pseudo masks."
@@ -427,7 +519,7 @@ class MainJob:
         def run(d):
             m = self.model('dinosaur')
             return train_stage1(m, w, l, self.s1cfg, d, device=self.device, progress=self.progress, feats=self._feats(m))
-        return self._step('stage1', settings, run)
+        return self._step('stage1', settings, run, inputs=dict(baseline=self._done('dinosaur'), labels=self._done('pseudolabels')))
 
     def stage2(self, name:str='stage2', base:str='stage1', tau_drop:float|None=None)->dict:
         "Step 4: the slot-deactivation MLP on the frozen `base` model ('stage1', or 'dinosaur' for only-stage-2)."
@@ -438,7 +530,7 @@ class MainJob:
         def run(d):
             m = self.model(base)
             return train_stage2(m, w, l, cfg, d, device=self.device, progress=self.progress, feats=self._feats(m))
-        return self._step(name, settings, run)
+        return self._step(name, settings, run, inputs=dict(base=self._done(base), labels=self._done('pseudolabels')))
 
     def _done(self, name:str)->dict:
         return json.loads((self.out / name / 'done.json').read_text())['summary']
@@ -458,7 +550,7 @@ class MainJob:
         self.train_all()
         res = {}
         for v in VARIANTS:
-            settings = dict(eval_data=self.eval_data, every=self.eval_every, seed=self.seed, protocol=EVAL_PROTOCOL[self.preset],
+            settings = dict(eval_data=self.eval_data, eval_inputs=self.data_identity('eval_data'), every=self.eval_every, seed=self.seed, protocol=EVAL_PROTOCOL[self.preset],
                             trained={p: self._done(p) for p in VARIANTS[v] if p})
             def run(d, v=v):
                 model, head = self.variant(v)
