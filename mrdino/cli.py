@@ -157,6 +157,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--layout', default='auto', help='auto, folder, video, kitti_raw, kitti2015, tripd, movi, synthetic')
     s.add_argument('--check', action='store_true', help='decode every frame and report bad ones')
     s.set_defaults(fn=_info)
+    from mrdino.predict import add_predict_command; add_predict_command(sub)   # mrdino predict MODEL SOURCE OUT (nbs/08_predict)
     return p
 
 def main(argv:list|None=None)->int:

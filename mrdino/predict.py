@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_predict.ipynb 2
 from __future__ import annotations
-import argparse, json, os, re, shutil, time
+import argparse, json, os, re, shutil, sys, time
 from pathlib import Path
 
 import cv2, numpy as np
@@ -405,7 +405,7 @@ def predict(
         got = list(iter_selected(s, idx))
         frames = [(i, f) for i, f, _ in got if f is not None]
         skipped = [[i, e] for i, _, e in got if e is not None]
-        for i, e in skipped: bar.write(f"predict: skipped {e}")
+        for i, e in skipped: bar.write(f"predict: skipped {e}", file=sys.stderr)
         recs = []
         if frames:
             res = segment_frames(net, [f.image for _, f in frames], head, resize, seed, thr, merge_thr, fast['bf16_autocast'])
