@@ -259,8 +259,8 @@ def overlay_frame(
     alpha:float=0.5,           # colour weight on instances
 )->np.ndarray:                 # (h, w, 3) uint8 RGB
     "The frame with instances coloured by id, borders white, background dimmed."
-    col = palette[np.minimum(labels, len(palette) - 1)]
-    out = np.where((labels > 0)[..., None], (1 - alpha) * image + alpha * col, 0.6 * image).astype(np.uint8)
+    col = palette[np.minimum(labels, len(palette) - 1)]                      # (h, w, 3)
+    out = np.where((labels > 0)[..., None], cv2.addWeighted(image, 1 - alpha, col, alpha, 0), cv2.convertScaleAbs(image, alpha=0.6))
     edge = np.zeros(labels.shape, bool)
     edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]; edge[1:] |= labels[1:] != labels[:-1]
     out[edge] = 255
@@ -315,9 +315,14 @@ def _device(device:str|None)->str:
     return str(d)
 
 def _check_out(out:Path, source, seqs):
-    "Refuse an output folder inside the source (the source is read-only)."
-    from mrdino.pseudolabels import _source_dirs
-    for d in _source_dirs(source, seqs):
+    "Refuse an output folder inside a folder the frames are read from (the source is read-only)."
+    src = Path(str(source))
+    if src.is_file() and out == src.resolve(): raise ValueError(f"output {out} is the source video itself: choose another OUT")
+    dirs = [src.resolve()] if src.is_dir() else []           # a folder of frames or videos, a dataset root
+    for s in seqs:                                            # every folder a frame file is read from
+        paths = getattr(s, 'paths', None)
+        if paths: dirs.append(Path(paths[0]).resolve().parent)
+    for d in dirs:
         if out == d or d in out.parents:
             raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another OUT")
 
@@ -367,7 +372,7 @@ def predict(
     settings = dict(model=what, variant=variant if is_job else None,
                     resize=resize, seed=seed, thr=thr if head is not None else None, merge_thr=merge_thr, every=every,
                     max_frames=max_frames, batch=batch, device=torch.device(dev).type, bf16_autocast=fast['bf16_autocast'],
-                    overlays=overlays, source=ident)
+                    overlays=overlays, layout=layout, source=ident)
     settings = json.loads(json.dumps(settings))
     rj = out / 'run.json'
     if rj.exists():
@@ -506,14 +511,14 @@ def read_predictions(
     run = json.loads((out / 'run.json').read_text())
     if run.get('status') != 'done': raise ValueError(f"{out} is not a finished predict run (run.json status {run.get('status')!r}): rerun predict")
     coco = json.loads((out / 'coco.json').read_text())
-    seqs = {s.name: s for s in read_source(run['source']['source'])}
+    seqs = {s.name: s for s in read_source(run['source']['source'], run['settings'].get('layout', 'auto'))}
     name = sequence or coco['images'][0]['sequence']
     if name not in seqs: raise KeyError(f"no sequence {name!r} in {out}: it has {sorted({i['sequence'] for i in coco['images']})}")
     imgs = [i for i in coco['images'] if i['sequence'] == name and (frames is None or i['frame_index'] in frames)]
     scores = {i['id']: {} for i in imgs}
     for a in coco['annotations']:
         if a['image_id'] in scores: scores[a['image_id']][a['instance_id']] = a['score']
-    fr = [seqs[name][i['frame_index']] for i in imgs]
+    fr = [fm for _, fm, _ in iter_selected(seqs[name], [i['frame_index'] for i in imgs])]   # videos: decoded front to back
     return dict(sequence=name, index=[i['frame_index'] for i in imgs], images=[f.image for f in fr],
                 labels=[cv2.imread(str(out / 'masks' / i['file_name']), cv2.IMREAD_UNCHANGED).astype(np.int32) for i in imgs],
                 scores=[scores[i['id']] for i in imgs], gt=[f.gt for f in fr])
@@ -537,7 +542,7 @@ def prediction_view(
     h, w = images[0].shape[:2]
     ys, xs = np.arange(0, h, hover_step), np.arange(0, w, hover_step)
     pal = {n: id_palette(max([int(l.max()) for l in layers[n] if l is not None] + [0]) + 1) for n in names}
-    def traces(t):
+    def traces(t, first=False):                       # frames leave `visible` alone: the layer buttons set it
         tr = []
         for j, n in enumerate(names):
             lab = layers[n][t]
@@ -545,13 +550,13 @@ def prediction_view(
             sc = scores.get(n, [None] * len(images))[t]
             z = lab[ys][:, xs]
             cd = np.vectorize(lambda i: np.nan if not sc or i not in sc else sc[i], otypes=[float])(z)
-            vis = j == 0
+            vis = (j == 0) if first else None
             tr.append(go.Image(source=_data_uri(overlay_frame(images[t], lab, pal[n])), x0=0, y0=0, dx=1, dy=1, hoverinfo='skip', visible=vis, name=n))
             tr.append(go.Heatmap(z=z, x=xs, y=ys, customdata=cd, opacity=0, showscale=False, visible=vis, name=n,
                                  hovertemplate=f'{n}<br>id %{{z}}<br>λ %{{customdata:.3f}}<extra></extra>'))
         return tr
     titles = titles or [str(t) for t in range(len(images))]
-    fig = go.Figure(data=traces(0), frames=[go.Frame(data=traces(t), name=str(t)) for t in range(len(images))])
+    fig = go.Figure(data=traces(0, True), frames=[go.Frame(data=traces(t), name=str(t)) for t in range(len(images))])
     vis = lambda j: [k // 2 == j for k in range(2 * len(names))]
     fig.update_layout(
         width=width, height=int(width * h / w) + 160, margin=dict(l=10, r=10, t=60, b=10),
