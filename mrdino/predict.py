@@ -398,7 +398,8 @@ def predict(
     desc = '; '.join(f"{n}: {p['frame'][1]}×{p['frame'][0]} → canvas {p['canvas'][1]}×{p['canvas'][0]}, {p['windows']} windows of {p['crop']}²"
                      for n, p in list(protocol['sequences'].items())[:3]) + (' …' if len(plan) > 3 else '')
     say(f"predict: {what}", name='predict')
-    say(f"predict: protocol {resize} ({desc}); seed {seed}, λ > {settings['thr']}, merge > {merge_thr}; device {dev}, "
+    gate = f"slots with λ > {thr} kept" if head is not None else "every slot a segment"
+    say(f"predict: protocol {resize} ({desc}); seed {seed}, {gate}, border merge > {merge_thr}; device {dev}, "
         f"bf16 autocast {fast['bf16_autocast']}, SDPA {fast['sdpa_attention']}; batch {batch} frames", name='predict')
     parts = lambda s: out / '.parts' / s.name
     batches = [(s, k, idx[k * batch:(k + 1) * batch]) for s, idx in plan for k in range(-(-len(idx) // batch))]
@@ -406,24 +407,27 @@ def predict(
     total = sum(len(idx) for _, idx in plan)
     bar = tqdm(total=total, initial=total - sum(len(b[2]) for b in todo), unit='frame', desc='predict', disable=not progress, smoothing=0.1)
     n_run, t_run = 0, time.time()
-    for s, k, idx in todo:
-        got = list(iter_selected(s, idx))
-        frames = [(i, f) for i, f, _ in got if f is not None]
-        skipped = [[i, e] for i, _, e in got if e is not None]
-        for i, e in skipped: bar.write(f"predict: skipped {e}", file=sys.stderr)
-        recs = []
-        if frames:
-            res = segment_frames(net, [f.image for _, f in frames], head, resize, seed, thr, merge_thr, fast['bf16_autocast'])
-            for (i, f), (lab, lam, lay) in zip(frames, res):
-                h, w = f.image.shape[:2]
-                full = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) if lab.shape != (h, w) else lab
-                if full.max() > 65535: raise ValueError(f"{full.max()} instance ids do not fit a 16-bit PNG")
-                name = frame_name(s, i)
-                atomic_write(out / 'masks' / s.name / f"{name}.png", _png(full.astype(np.uint16)))
-                recs.append(dict(index=i, name=name, height=h, width=w,
-                                 anns=coco_annotations(full, instance_scores(full, lam, cfg.n_slots))))
-        atomic_write(parts(s) / f"{k:06d}.json", json.dumps(dict(frames=recs, skipped=skipped)))
-        bar.update(len(idx)); n_run += len(frames)
+    for s, _ in plan:
+        mine = [(k, idx) for q, k, idx in todo if q is s]
+        it = iter_selected(s, [i for _, idx in mine for i in idx]) if mine else None    # one pass over the sequence
+        for k, idx in mine:
+            got = [next(it) for _ in idx]                                           # one item per selected frame
+            frames = [(i, f) for i, f, _ in got if f is not None]
+            skipped = [[i, e] for i, _, e in got if e is not None]
+            for i, e in skipped: bar.write(f"predict: skipped {e}", file=sys.stderr)
+            recs = []
+            if frames:
+                res = segment_frames(net, [f.image for _, f in frames], head, resize, seed, thr, merge_thr, fast['bf16_autocast'])
+                for (i, f), (lab, lam, lay) in zip(frames, res):
+                    h, w = f.image.shape[:2]
+                    full = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) if lab.shape != (h, w) else lab
+                    if full.max() > 65535: raise ValueError(f"{full.max()} instance ids do not fit a 16-bit PNG")
+                    name = frame_name(s, i)
+                    atomic_write(out / 'masks' / s.name / f"{name}.png", _png(full.astype(np.uint16)))
+                    recs.append(dict(index=i, name=name, height=h, width=w,
+                                     anns=coco_annotations(full, instance_scores(full, lam, cfg.n_slots))))
+            atomic_write(parts(s) / f"{k:06d}.json", json.dumps(dict(frames=recs, skipped=skipped)))
+            bar.update(len(idx)); n_run += len(frames)
     bar.close()
     secs = time.time() - t_run
     # assemble: COCO file, overlay videos, run.json
@@ -444,7 +448,8 @@ def predict(
             if not v.exists():
                 p = protocol['sequences'][s.name]
                 pal = id_palette(p['windows'] * (cfg.n_slots + (head is not None)) + 1)
-                fps = cv2.VideoCapture(str(s.path)).get(cv2.CAP_PROP_FPS) if isinstance(s, VideoSequence) else 0
+                fps = 0
+                if isinstance(s, VideoSequence): cap = cv2.VideoCapture(str(s.path)); fps = cap.get(cv2.CAP_PROP_FPS); cap.release()
                 ok = {r['index']: r['name'] for r in recs}
                 gen = (overlay_frame(f.image, cv2.imread(str(out / 'masks' / s.name / f"{ok[i]}.png"), cv2.IMREAD_UNCHANGED).astype(np.int32), pal)
                        for i, f, _ in iter_selected(s, sorted(ok)) if f is not None)
@@ -525,21 +530,29 @@ def read_predictions(
 
 # %% ../nbs/08_predict.ipynb 42
 def _data_uri(rgb:np.ndarray)->str:
+    "An RGB image as an inline JPEG (display only: small enough for a notebook)."
     import base64
-    return 'data:image/png;base64,' + base64.b64encode(_png(np.ascontiguousarray(rgb[..., ::-1]))).decode()
+    ok, b = cv2.imencode('.jpg', np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return 'data:image/jpeg;base64,' + base64.b64encode(b.tobytes()).decode()
 
 def prediction_view(
     images:list,               # (h, w, 3) uint8 RGB frames
     layers:dict,               # name -> list of (h, w) label maps per frame (None where the layer has no map)
     scores:dict|None=None,     # name -> list of {id: score} per frame (hover shows it as λ)
     titles:list|None=None,     # one title per frame (default: its position)
-    hover_step:int=4,          # hover grid: every n-th pixel
+    hover_step:int=4,          # hover grid: every n-th pixel of the shown image
     width:int=900,             # figure width in px
+    max_width:int=480,         # frames wider than this are shown downscaled (labels: nearest), keeping the figure small
 ):                             # plotly Figure
     "Interactive view: frame slider, overlay per layer (buttons), hover shows instance id and λ."
     import plotly.graph_objects as go
     names, scores = list(layers), scores or {}
     h, w = images[0].shape[:2]
+    if w > max_width:                                 # display copies only
+        h, w = round(h * max_width / w), max_width
+        images = [cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images]
+        layers = {n: [None if l is None else cv2.resize(np.asarray(l, np.int32), (w, h), interpolation=cv2.INTER_NEAREST) for l in ls]
+                  for n, ls in layers.items()}
     ys, xs = np.arange(0, h, hover_step), np.arange(0, w, hover_step)
     pal = {n: id_palette(max([int(l.max()) for l in layers[n] if l is not None] + [0]) + 1) for n in names}
     def traces(t, first=False):                       # frames leave `visible` alone: the layer buttons set it
@@ -548,8 +561,8 @@ def prediction_view(
             lab = layers[n][t]
             lab = np.zeros((h, w), np.int32) if lab is None else lab
             sc = scores.get(n, [None] * len(images))[t]
-            z = lab[ys][:, xs]
-            cd = np.vectorize(lambda i: np.nan if not sc or i not in sc else sc[i], otypes=[float])(z)
+            z = lab[ys][:, xs].astype(np.int32)
+            cd = np.vectorize(lambda i: np.nan if not sc or i not in sc else sc[i], otypes=[float])(z).astype(np.float32)
             vis = (j == 0) if first else None
             tr.append(go.Image(source=_data_uri(overlay_frame(images[t], lab, pal[n])), x0=0, y0=0, dx=1, dy=1, hoverinfo='skip', visible=vis, name=n))
             tr.append(go.Heatmap(z=z, x=xs, y=ys, customdata=cd, opacity=0, showscale=False, visible=vis, name=n,
