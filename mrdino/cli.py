@@ -235,6 +235,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('root', help='a run folder, a --cache-dir, or any folder above them')
     s.add_argument('--remove', action='store_true', help='delete them (a later run rebuilds what it needs)')
     s.set_defaults(fn=_caches)
+    from mrdino.predict import add_predict_command; add_predict_command(sub)   # mrdino predict MODEL SOURCE OUT (nbs/08_predict)
     return p
 
 def main(argv:list|None=None)->int:
