@@ -40,7 +40,7 @@ def _stage2_base(run:Path)->Path:
                             f"holds it: pass the main-job folder ({run.parent}) instead")
 
 def resolve_model(
-    path:str|Path,                # main-job folder, stage-2 run folder, or DINOSAUR / stage-1 run folder
+    path:str|Path,                # main-job folder, stage-2 run folder, DINOSAUR / stage-1 run folder, or a reference .ckpt
     encoder_weights:str|None=None, # DINOv2 weight file overriding the one the checkpoint names
     device:str='cpu',             # where the model runs
     variant:str='stage2',         # main-job folder only: the Tab. 3a row (`mrdino.stage2.VARIANTS`)
@@ -49,9 +49,9 @@ def resolve_model(
     from mrdino.dinosaur import load_dinosaur, find_checkpoint
     from mrdino.stage2 import load_head
     p = Path(path)
-    if p.suffix == '.ckpt':
-        raise ValueError(f"{p}: reference .ckpt checkpoints are not supported yet (the importer is being written); "
-                         "pass a main-job folder (mrdino demo --out) or a stage-2 run folder")
+    if p.is_file():                                                               # the authors' release .ckpt
+        from mrdino.stage2 import load_trained
+        return load_trained(p, encoder_weights=encoder_weights, device=device)
     if not p.exists(): raise FileNotFoundError(f"model {p} does not exist: pass a main-job folder (mrdino demo --out) or a stage-2 run folder")
     if encoder_weights and not Path(encoder_weights).exists(): raise FileNotFoundError(f"encoder weights {encoder_weights} do not exist")
     V = _variants()
@@ -490,7 +490,7 @@ def add_predict_command(
 )->argparse.ArgumentParser:    # the `predict` parser
     "Register `mrdino predict MODEL SOURCE OUT`."
     s = sub.add_parser('predict', help='segment every frame of a video, folder or dataset: 16-bit masks, COCO, overlay videos (OUT/run.json says what ran)')
-    s.add_argument('model', help='main-job folder (mrdino demo --out), stage-2 run folder, or DINOSAUR/stage-1 run folder')
+    s.add_argument('model', help='main-job folder (mrdino demo --out), stage-2 run folder, DINOSAUR/stage-1 run folder, or a reference .ckpt of the authors (with --encoder-weights if it holds no encoder)')
     s.add_argument('source', help="video file, folder of frames or videos, KITTI/TRI-PD/MOVi-E root, or 'synthetic[:N]'")
     s.add_argument('out', help='output folder, never inside SOURCE; a rerun resumes a killed run')
     s.add_argument('--every', type=_positive, default=1, metavar='N', help='segment every N-th frame of each sequence (default 1: all)')
