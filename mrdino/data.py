@@ -13,8 +13,9 @@ import numpy as np
 import cv2
 
 # %% auto 0
-__all__ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'KITTI_OBJECT_CLASSES', 'EVAL_SEED', 'Frame', 'BadFrameError', 'Sequence', 'StreetConfig',
-           'SyntheticVideo', 'make_street_video', 'make_street_dataset', 'flow_to_rgb', 'label_to_rgb', 'warp_back',
+__all__ = ['WORLDS', 'IMAGE_EXTS', 'VIDEO_EXTS', 'KITTI_OBJECT_CLASSES', 'EVAL_SEED', 'Frame', 'BadFrameError', 'Sequence',
+           'StreetConfig', 'SyntheticVideo', 'make_street_video', 'make_street_dataset', 'flow_to_rgb', 'label_to_rgb',
+           'warp_back', 'WorldConfig', 'make_objects_video', 'make_world_video', 'make_world_dataset', 'world_size',
            'read_rgb', 'read_label_png', 'FileSequence', 'VideoSequence', 'read_folder', 'read_video', 'oxts_speed',
            'read_kitti_raw', 'kitti_objects', 'read_kitti_instances', 'read_tripd', 'read_movi', 'read_source',
            'write_png', 'atomic_write', 'clean_stale_tmp']
@@ -390,6 +391,22 @@ class SyntheticVideo(Sequence):
         return np.flatnonzero(self.moving[t]) + 1
 
 # %% ../nbs/00_data.ipynb 23
+def _render_video(name, cfg, bg, objs, o, z, labels)->SyntheticVideo:
+    "Render every frame of a world with its exact flow, visibility, camera and motion ground truth."
+    H, W, T = cfg.height, cfg.width, cfg.n_frames
+    frames, inst = np.zeros((T, H, W, 3), np.uint8), np.zeros((T, H, W), np.int32)
+    flow = np.zeros((T - 1, H, W, 2), np.float32)
+    for t in range(T):
+        img, ids, vel = _render(bg, objs, o, z, t, H, W)
+        frames[t], inst[t] = np.clip(np.rint(img), 0, 255).astype(np.uint8), ids
+        if t < T - 1: flow[t] = _flow(o, z, t, vel, H, W)
+    valid = np.stack([_visible(inst[t], inst[t + 1], flow[t]) for t in range(T - 1)])
+    camera_speed = np.array([np.linalg.norm(_flow(o, z, t, np.zeros((H, W)), H, W), axis=-1).mean()
+                             for t in range(T - 1)], np.float32)
+    moving = np.array([[ob.moves(t) for ob in objs] for t in range(T - 1)], bool).reshape(T - 1, len(objs))
+    return SyntheticVideo(name, frames, inst, flow, valid, np.array([l != 'still' for l in labels]), camera_speed,
+                          moving, [ob.kind for ob in objs], np.array([ob.parked for ob in objs]), labels, cfg, o, z)
+
 def make_street_video(
     seed:int=0,                 # random seed: the same seed gives the same video, bit for bit
     cfg:StreetConfig|None=None, # settings; keyword overrides below are applied on top
@@ -404,19 +421,7 @@ def make_street_video(
     o, z, labels = _camera_schedule(rng, cfg)
     span = W / 2 + np.abs(o[:, 0]).max() + 0.2 * W
     bg, objs = _Background(rng, H), _make_objects(rng, cfg, span)
-    frames, inst = np.zeros((T, H, W, 3), np.uint8), np.zeros((T, H, W), np.int32)
-    flow = np.zeros((T - 1, H, W, 2), np.float32)
-    for t in range(T):
-        img, ids, vel = _render(bg, objs, o, z, t, H, W)
-        frames[t], inst[t] = np.clip(np.rint(img), 0, 255).astype(np.uint8), ids
-        if t < T - 1: flow[t] = _flow(o, z, t, vel, H, W)
-    valid = np.stack([_visible(inst[t], inst[t + 1], flow[t]) for t in range(T - 1)])
-    camera_speed = np.array([np.linalg.norm(_flow(o, z, t, np.zeros((H, W)), H, W), axis=-1).mean()
-                             for t in range(T - 1)], np.float32)
-    moving = np.array([[ob.moves(t) for ob in objs] for t in range(T - 1)], bool).reshape(T - 1, len(objs))
-    return SyntheticVideo(name or f"street_{seed:03d}", frames, inst, flow, valid,
-                          np.array([l != 'still' for l in labels]), camera_speed, moving,
-                          [ob.kind for ob in objs], np.array([ob.parked for ob in objs]), labels, cfg, o, z)
+    return _render_video(name or f"street_{seed:03d}", cfg, bg, objs, o, z, labels)
 
 def make_street_dataset(
     n_videos:int=4, # number of videos
@@ -465,6 +470,125 @@ def warp_back(
                      borderMode=cv2.BORDER_REPLICATE)
 
 # %% ../nbs/00_data.ipynb 37
+@dataclass
+class WorldConfig:
+    "Settings of one 'objects' world video (lengths in pixels at this size, speeds in px/frame)."
+    height:int=126                    # frame height: the `synthetic` presets' size (see `world_size`)
+    width:int=420                     # frame width
+    n_frames:int=60                   # frames per video
+    n_moving:int=4                    # objects that move on their own (some pause on the way)
+    n_parked:int=2                    # objects that never move
+    still_frames:tuple=(10, 22)       # length range of camera-still segments
+    moving_frames:tuple=(4, 9)        # length range of camera-moving segments
+    pan_speed:tuple=(3.0, 6.0)        # |horizontal camera speed| range for a pan
+    zoom_rate:tuple=(0.012, 0.022)    # per-frame zoom factor - 1 for forward motion
+    shake:tuple=(2.5, 5.0)            # distance range of shake positions from where the shake started
+    size:tuple=(0.34, 0.46)           # object height range as a fraction of `height`
+    speed:tuple=(3.0, 5.0)            # |speed| of moving objects
+    pause_prob:float=0.3              # chance that a moving object stops for a while
+    texture:float=0.35                # object lightness texture: about this relative amplitude (std)
+    bg_texture:float=10.0             # background texture amplitude, grey levels
+
+# %% ../nbs/00_data.ipynb 39
+def _hsv_to_rgb(h:float, s:float, v:float)->np.ndarray:
+    "RGB (0-255 floats) of hue `h` in [0, 1), saturation and value in [0, 1]."
+    hsv = np.array([[[round(h * 180) % 180, round(s * 255), round(v * 255)]]], np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(float)
+
+class _PlainBackground:
+    "Light grey background with faint smooth texture, as a function of world coordinates."
+    def __init__(self, rng, amp:float):
+        self.base = np.array([150., 150., 145.]) + rng.uniform(-15, 15)
+        self.noise = _Noise.make(rng, 12, lam=(6.0, 40.0), amp=amp)
+    def __call__(self, x, y): return self.base + self.noise(x, y)[..., None]
+
+class _Shape(_Object):
+    "An object of the 'objects' world: a box, disc or triangle of one hue with a lightness texture."
+    def inside(self, u, v):
+        h, half = self.h, self.h * self.L / 2
+        if self.kind == 'box': return (np.abs(u) <= half) & (v >= -h) & (v <= 0)
+        if self.kind == 'disc': return (u / half)**2 + ((v + h / 2) / (h / 2))**2 <= 1
+        if self.kind == 'triangle': return (v <= 0) & (v >= -h) & (np.abs(u) <= half * (v + h) / h)
+        raise ValueError(f"unknown object kind {self.kind!r}")
+    def texture(self, u, v): return self.colors * (1 + self.noise(u, v))[..., None]
+
+_SHAPE_LENGTHS = dict(box=(1.0, 1.8), disc=(1.0, 1.5), triangle=(1.2, 1.8))   # width / height ranges
+
+def _make_shapes(rng, cfg:WorldConfig, span:float)->list:
+    "Moving and parked shapes with evenly spaced hues; parked ones apart from each other, within `±span`."
+    H, W, T = cfg.height, cfg.width, cfg.n_frames
+    n = cfg.n_moving + cfg.n_parked
+    hues = (rng.uniform(0, 1) + np.arange(n) / n) % 1
+    rng.shuffle(hues)
+    objs, parked_at = [], []
+    for i in range(n):
+        parked = i >= cfg.n_moving
+        kind = str(rng.choice(list(_SHAPE_LENGTHS)))
+        h, L = rng.uniform(*cfg.size) * H, rng.uniform(*_SHAPE_LENGTHS[kind])
+        y = rng.uniform(h - 0.35 * H, 0.33 * H)                # clear of the corner patches retrieval reads
+        color = _hsv_to_rgb(hues[i], rng.uniform(0.75, 0.95), rng.uniform(0.7, 0.9))
+        noise = _Noise.make(rng, 8, lam=(5.0, 14.0), amp=2 * cfg.texture)
+        pauses, vx = (), 0.0
+        if parked:
+            for _ in range(50):                                  # a free spot, if one is found
+                x0 = rng.uniform(-span, span)
+                if all(abs(x0 - x) > 0.6 * (h * L + w) for x, w in parked_at): break
+            parked_at.append((x0, h * L))
+        else:
+            speed, d = rng.uniform(*cfg.speed), rng.choice([-1.0, 1.0])
+            travel = speed * T
+            x0 = rng.uniform(-W / 2 - 0.6 * travel, W / 2 - 0.4 * travel) if d > 0 else rng.uniform(-W / 2 + 0.4 * travel, W / 2 + 0.6 * travel)
+            vx = d * speed
+            if T > 8 and rng.random() < cfg.pause_prob:
+                a = int(rng.integers(0, T - 6)); pauses = ((a, a + int(rng.integers(4, 10))),)
+        objs.append(_Shape(kind, h, L, x0, y, vx, parked, color, noise, pauses))
+    return objs
+
+# %% ../nbs/00_data.ipynb 40
+WORLDS = ('objects', 'street')   # synthetic worlds; 'objects' is the main job's default
+
+def make_objects_video(
+    seed:int=0,                 # random seed: the same seed gives the same video, bit for bit
+    cfg:WorldConfig|None=None,  # settings; keyword overrides below are applied on top
+    name:str|None=None,         # sequence name (default `objects_{seed:03d}`)
+    **overrides,                # any `WorldConfig` field, e.g. `n_frames=30`
+)->SyntheticVideo:
+    "Generate one 'objects' world video with exact instance, motion, flow and camera ground truth."
+    cfg = replace(cfg or WorldConfig(), **overrides)
+    if cfg.n_frames < 2: raise ValueError(f"n_frames={cfg.n_frames}: a video needs at least 2 frames for forward flow")
+    rng = np.random.default_rng(seed)
+    o, z, labels = _camera_schedule(rng, cfg)
+    span = cfg.width / 2 + np.abs(o[:, 0]).max() + 0.1 * cfg.width
+    bg = _PlainBackground(rng, cfg.bg_texture)
+    return _render_video(name or f"objects_{seed:03d}", cfg, bg, _make_shapes(rng, cfg, span), o, z, labels)
+
+def make_world_video(
+    seed:int=0,             # random seed
+    world:str='objects',    # one of `WORLDS`
+    **overrides,            # fields of the world's config (`WorldConfig` or `StreetConfig`)
+)->SyntheticVideo:
+    "One video of a synthetic world."
+    if world not in WORLDS: raise ValueError(f"unknown world {world!r}: choose one of {WORLDS}")
+    return (make_objects_video if world == 'objects' else make_street_video)(seed, **overrides)
+
+def make_world_dataset(
+    n_videos:int=4,         # number of videos
+    seed:int=0,             # video i uses seed `seed + i`
+    world:str='street',     # one of `WORLDS` (`read_source('synthetic:N')` passes `world=` here; street by default)
+    **overrides,            # fields of the world's config
+)->list[SyntheticVideo]:
+    "Several videos of a synthetic world."
+    return [make_world_video(seed + i, world, **overrides) for i in range(n_videos)]
+
+def world_size(
+    world:str='objects', # one of `WORLDS`
+)->tuple:                # (H, W) of its frames
+    "Frame size of a world: the size every pixel-unit setting of the `synthetic` presets is made for."
+    if world not in WORLDS: raise ValueError(f"unknown world {world!r}: choose one of {WORLDS}")
+    c = WorldConfig() if world == 'objects' else StreetConfig()
+    return c.height, c.width
+
+# %% ../nbs/00_data.ipynb 47
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
 VIDEO_EXTS = ('.avi', '.mp4', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
 
@@ -493,7 +617,7 @@ def read_label_png(path, seq:str='?')->np.ndarray:
                                         "expected a single-channel 8- or 16-bit label PNG")
     return a.astype(np.int32)
 
-# %% ../nbs/00_data.ipynb 38
+# %% ../nbs/00_data.ipynb 48
 class FileSequence(Sequence):
     "Frames stored as image files, with optional annotation files and camera speeds."
     def __init__(self, name:str, paths:list, gt_paths:list|None=None, speeds:list|None=None, gt_fn=None):
@@ -528,7 +652,7 @@ class VideoSequence(Sequence):
         return Frame(cv2.cvtColor(im, cv2.COLOR_BGR2RGB), self.name, i, f"{self.path}#{i}")
     def __getstate__(self): return {**self.__dict__, '_cap': None, '_next': 0}   # picklable for worker processes
 
-# %% ../nbs/00_data.ipynb 40
+# %% ../nbs/00_data.ipynb 50
 def read_folder(root)->list[Sequence]:
     "Every folder (at any depth) that holds images is one sequence, named by its path under `root`."
     root = Path(root)
@@ -544,7 +668,7 @@ def read_video(path)->list[Sequence]:
     "A video file as one sequence."
     return [VideoSequence(path)]
 
-# %% ../nbs/00_data.ipynb 42
+# %% ../nbs/00_data.ipynb 52
 def oxts_speed(path)->float:
     "Camera speed (m/s) from one KITTI OXTS text file: norm of (vf, vl, vu)."
     vals = Path(path).read_text().split()
@@ -588,7 +712,7 @@ def read_kitti_instances(root)->list[Sequence]:
     gts = [tr / 'instance' / p.name if (tr / 'instance' / p.name).exists() else None for p in ims]
     return [FileSequence('kitti2015', ims, gts, gt_fn=kitti_objects)]
 
-# %% ../nbs/00_data.ipynb 44
+# %% ../nbs/00_data.ipynb 54
 def read_tripd(root, cameras=('camera_01', 'camera_05', 'camera_06'))->list[Sequence]:
     "TRI-PD scenes: one sequence per scene and camera, with `ari_masks` as GT when present."
     root, seqs = Path(root), []
@@ -614,20 +738,20 @@ def read_movi(root)->list[Sequence]:
     if not seqs: raise FileNotFoundError(f"no MOVi-E frames (*/rgba_00000.png) under {root}")
     return seqs
 
-# %% ../nbs/00_data.ipynb 46
+# %% ../nbs/00_data.ipynb 56
 EVAL_SEED = 1000   # 'synthetic-eval' videos use seeds from here on: never seen in training ('synthetic' uses 0, 1, ...)
 
 def read_source(
     src,               # path, 'synthetic[:N]' (N generated videos, seeds 0..N-1) or 'synthetic-eval[:N]' (held out)
     layout:str='auto', # 'auto', 'folder', 'video', 'kitti_raw', 'kitti2015', 'tripd', 'movi', 'synthetic'
-    **kw,              # passed to the reader (e.g. `cameras=`), or `StreetConfig` fields for synthetic
+    **kw,              # passed to the reader (e.g. `cameras=`), or `world=` and its config's fields for synthetic
 )->list[Sequence]:
     "Open a dataset as a list of `Sequence`s, recognising its layout."
     s = str(src)
     kind = s.split(':')[0]
     if layout == 'synthetic' or (layout == 'auto' and kind in ('synthetic', 'synthetic-eval')):
         n = int(s.split(':')[1]) if ':' in s else 4
-        return make_street_dataset(n, seed=EVAL_SEED if kind == 'synthetic-eval' else 0, **kw)
+        return make_world_dataset(n, seed=EVAL_SEED if kind == 'synthetic-eval' else 0, **kw)
     p = Path(src)
     if not p.exists(): raise FileNotFoundError(f"{p} does not exist (give a video, a folder of frames, or 'synthetic')")
     readers = dict(folder=read_folder, video=read_video, kitti_raw=read_kitti_raw, kitti2015=read_kitti_instances,
@@ -645,14 +769,14 @@ def read_source(
     if vids: return [VideoSequence(q) for q in vids]
     return read_folder(p)
 
-# %% ../nbs/00_data.ipynb 48
+# %% ../nbs/00_data.ipynb 58
 def write_png(path, arr):
     "Write an image (RGB uint8, or single-channel uint8/uint16 labels) losslessly, creating folders."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     a = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
     if not cv2.imwrite(str(path), a): raise OSError(f"could not write {path}")
 
-# %% ../nbs/00_data.ipynb 57
+# %% ../nbs/00_data.ipynb 67
 def _tmp_name(path:Path)->Path:
     return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
 
