@@ -97,7 +97,7 @@ def main():
         raise SystemExit("only generated synthetic videos carry the ground truth this bench reads")
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(dict(scale=a.scale, data=a.data, eval_data=a.eval_data)))
-    job = MainJob(out_dir=str(out), data=a.data, eval_data=a.eval_data, progress=False)
+    job = MainJob(out_dir=str(out), data=a.data, eval_data=a.eval_data, progress=False, world='street')   # kinds of the street
     enc = GroundTruthKindEncoder(job.videos() + job.eval_videos(), a.scale, job_crops(job.dcfg, job.s1cfg))
     job.dcfg = replace(job.dcfg, encoder_weights=enc.weights_id)   # the steps' settings name the oracle: no reuse across scales
     job._cache['encoder'] = enc

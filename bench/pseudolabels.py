@@ -105,13 +105,13 @@ def knn_seconds(flow, steps, cfg=None):
     the order of tied neighbours it returns seeds Borůvka's spanning tree, so t_straightforward / t_knn bounds the
     exact speed-up. `steps`: `instance_steps(flow, cfg, keep=True)`."""
     from sklearn.neighbors import KDTree
-    from mrdino.pseudolabels import InstanceConfig, direction_bins, _features
+    from mrdino.pseudolabels import InstanceConfig, _features
     cfg = cfg or InstanceConfig()
     total = 0.0
     for k in steps.split:
         rr, cc = np.nonzero(steps.components == k)
         fl = np.asarray(flow, np.float32)[rr, cc]
-        X = np.ascontiguousarray(_features(fl, rr, cc, direction_bins(fl, cfg.n_dir_bins), cfg), np.float64)
+        X = np.ascontiguousarray(_features(fl, rr, cc, cfg), np.float64)
         tree, k_nn = KDTree(X, leaf_size=40), (cfg.min_samples or cfg.min_cluster_size) + 1
         chunks = np.array_split(np.arange(len(X)), [len(X) // 4 * i for i in (1, 2, 3)]) if len(X) > 16384 else [np.arange(len(X))]
         t = time.perf_counter()

@@ -107,8 +107,8 @@ def job_of(run):
     if not done.exists(): raise SystemExit(f"{run} has no finished DINOSAUR step ({done}): run the main job first")
     s = json.loads(done.read_text())['settings']
     cfg = s['config']
-    kw = dict(preset=cfg['name'], data=s['data'], seed=cfg['seed'])
-    if cfg['encoder_weights'] not in ('standin', 'random'): kw['encoder_weights'] = cfg['encoder_weights']
+    kw = dict(preset=cfg['name'], data=s['data'], seed=cfg['seed'], world=s.get('world', 'street'))   # runs before worlds: street
+    if cfg['encoder_weights'] not in ('standin', 'random', 'filterbank'): kw['encoder_weights'] = cfg['encoder_weights']
     ev = sorted(Path(run).glob('eval/*/done.json'))
     if ev:
         e = json.loads(ev[0].read_text())['settings']

@@ -15,15 +15,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'STANDIN_TAG', 'REF_ENCODER_PREFIX',
-           'DinosaurConfig', 'say', 'build_vit', 'read_state_dict', 'weights_layout', 'to_timm_layout',
-           'resample_pos_grid', 'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2', 'sincos_pos_grid',
-           'build_encoder', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur', 'FrameSet', 'take_view',
-           'to_images', 'cache_views', 'remove_stale_tmp', 'FeatureCache', 'feature_caches', 'lr_factor',
-           'write_checkpoint', 'save_checkpoint', 'load_state', 'find_checkpoint', 'checkpoint_problem',
-           'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows',
-           'WindowPrediction', 'reference_windows', 'predict_windows', 'reference_key', 'read_reference_checkpoint',
-           'load_reference_checkpoint']
+__all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'STANDIN_TAG', 'FILTERBANK_ARCH',
+           'REF_ENCODER_PREFIX', 'DinosaurConfig', 'say', 'build_vit', 'read_state_dict', 'weights_layout',
+           'to_timm_layout', 'resample_pos_grid', 'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2',
+           'sincos_pos_grid', 'build_encoder', 'FilterBankStandin', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput',
+           'Dinosaur', 'FrameSet', 'take_view', 'to_images', 'cache_views', 'remove_stale_tmp', 'FeatureCache',
+           'feature_caches', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state', 'find_checkpoint',
+           'checkpoint_problem', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout',
+           'merge_window_slots', 'join_windows', 'WindowPrediction', 'reference_windows', 'predict_windows',
+           'reference_key', 'read_reference_checkpoint', 'load_reference_checkpoint']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
@@ -40,7 +40,7 @@ class DinosaurConfig:
     name:str='kitti'                      # preset name, shown in logs
     # encoder
     encoder:str='vit_base_patch14_dinov2' # timm DINOv2 model name (one of `DINOV2_ENCODERS`)
-    encoder_weights:str=''                # model.safetensors (timm/HF) or dinov2_*_pretrain.pth (torch.hub); 'standin' or 'random': NOT DINOv2 (see below)
+    encoder_weights:str=''                # model.safetensors (timm/HF) or dinov2_*_pretrain.pth (torch.hub); 'standin', 'random', 'filterbank': NOT DINOv2 (see below)
     encoder_arch:dict=field(default_factory=dict) # overrides of the timm architecture (embed_dim, depth, num_heads), e.g. for the stand-in
     crop:int=378                          # square crop = window side in px (a multiple of 14)
     # slots and decoder
@@ -262,9 +262,13 @@ def _file_id(path)->str:
 def build_encoder(
     cfg:DinosaurConfig,  # uses encoder, encoder_weights, encoder_arch, crop, seed
     rank:int=0,          # only rank 0 prints
-)->FrozenDinov2:
+)->nn.Module:
     "Build the frozen encoder of `cfg` and log which architecture and which weights run."
     arch = f"{cfg.encoder}{'' if not cfg.encoder_arch else ' ' + json.dumps(cfg.encoder_arch, sort_keys=True)} @ {cfg.crop}px"
+    if cfg.encoder_weights == 'filterbank':                 # weight-free, see `FilterBankStandin`
+        enc = FilterBankStandin(cfg.crop, **cfg.encoder_arch)
+        say(f"encoder: {enc.description}; features {enc.n_patches}x{enc.dim}", rank)
+        return enc
     if cfg.encoder_weights in ('random', 'standin'):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
@@ -289,6 +293,45 @@ def build_encoder(
     return enc
 
 # %% ../nbs/03_dinosaur.ipynb 27
+FILTERBANK_ARCH = dict(color_scale=4.0, pos_scale=1.0)   # the filter-bank stand-in's scales (in `encoder_arch`)
+
+class FilterBankStandin(nn.Module):
+    "Weight-free stand-in: (B, 3, crop, crop) RGB in [0, 1] -> (B, P, 24 + 40) colour/texture statistics + positions."
+    n_stats, pos_dim = 24, 40
+    def __init__(self,
+                 crop:int,                # square crop side in px, a multiple of 14
+                 color_scale:float=4.0,   # factor on the colour and texture statistics
+                 pos_scale:float=1.0,     # factor on the sin-cos position code
+                ):
+        super().__init__()
+        if crop % 14: raise ValueError(f"crop {crop} is not a multiple of the patch size 14")
+        self.crop, self.grid, self.cs = crop, crop // 14, color_scale
+        self.n_patches, self.dim = self.grid ** 2, self.n_stats + self.pos_dim
+        self.register_buffer('pos', pos_scale * sincos_pos_grid(self.grid, self.pos_dim), persistent=False)
+        self.description = (f"{STANDIN_TAG}: weight-free filter bank (patch colour, quarter colours, texture energy) x{color_scale:g}"
+                            f" + 2-D sin-cos positions x{pos_scale:g} @ {crop}px")
+        self.weights_id = f"filterbank:{color_scale:g}:{pos_scale:g}"
+
+    def train(self, mode:bool=True): return self          # nothing to train, nothing changes
+
+    @torch.no_grad()
+    def forward(self, images:torch.Tensor)->torch.Tensor:
+        if images.shape[-2:] != (self.crop, self.crop):
+            raise ValueError(f"encoder expects {self.crop}x{self.crop} crops, got {tuple(images.shape[-2:])}")
+        B, g, x = len(images), self.grid, images.float()
+        mean = F.avg_pool2d(x, 14)                                                          # (B, 3, g, g)
+        quarters = F.avg_pool2d(x, 7).reshape(B, 3, g, 2, g, 2).permute(0, 1, 3, 5, 2, 4).reshape(B, 12, g, g)
+        quarters = quarters - mean.repeat_interleave(4, 1)                                  # (B, 12, g, g)
+        std = (F.avg_pool2d(x * x, 14) - mean ** 2).clamp_min(0).sqrt()                     # (B, 3, g, g)
+        grey = x.mean(1, keepdim=True)
+        gx = F.pad((grey[..., :, 1:] - grey[..., :, :-1]).abs(), (0, 1))
+        gy = F.pad((grey[..., 1:, :] - grey[..., :-1, :]).abs(), (0, 0, 0, 1))
+        grad = 4 * F.avg_pool2d(torch.cat([gx, gy], 1), 14)                                 # (B, 2, g, g)
+        chroma = 2 * (mean - mean.mean(1, keepdim=True))
+        stats = torch.cat([mean, chroma, quarters, std, grad, torch.zeros_like(grey[:, :, ::14, ::14])], 1) * self.cs
+        return torch.cat([stats.flatten(2).transpose(1, 2), self.pos.expand(B, -1, -1).to(stats)], -1)   # (B, P, 64)
+
+# %% ../nbs/03_dinosaur.ipynb 30
 def _mlp(dims:list, layer_norm:bool=False)->nn.Sequential:
     "Linear/ReLU stack through `dims`, zero biases, optional LayerNorm first."
     layers = [nn.LayerNorm(dims[0])] if layer_norm else []
@@ -322,7 +365,7 @@ class SlotAttention(nn.Module):
             slots = slots + self.mlp(slots)                               # (B, K, D) residual MLP (LayerNorm inside)
         return slots, attn                                                # attn: last iteration, (B, K, N)
 
-# %% ../nbs/03_dinosaur.ipynb 32
+# %% ../nbs/03_dinosaur.ipynb 35
 class MLPDecoder(nn.Module):
     "Per-patch MLP decoder: slots -> per-slot patch features and alpha masks; reconstruction = alpha-weighted sum."
     def __init__(self, slot_dim:int, feat_dim:int, n_patches:int, hidden:int=2048, n_hidden:int=3):
@@ -390,7 +433,7 @@ class Dinosaur(nn.Module):
         "Weights that training changes (everything but the frozen encoder)."
         return {k: v for k, v in self.state_dict().items() if not k.startswith('encoder.')}
 
-# %% ../nbs/03_dinosaur.ipynb 38
+# %% ../nbs/03_dinosaur.ipynb 41
 def _resize(img:np.ndarray, size:tuple)->np.ndarray:
     "Bicubic resize of an RGB uint8 image to (H, W) (saturating, like the reference's clamp)."
     return img if img.shape[:2] == tuple(size) else cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
@@ -474,7 +517,7 @@ def cache_views(
     ys, xs = range(0, H - crop + 1, stride), range(0, W - crop + 1, stride)
     return [(y, x, f) for y in ys for x in xs for f in ((False, True) if hflip else (False,))]
 
-# %% ../nbs/03_dinosaur.ipynb 40
+# %% ../nbs/03_dinosaur.ipynb 43
 def remove_stale_tmp(
     folder:str|Path, # folder whose entries are checked (not recursive)
     pattern:str,     # regex of the names, with a group `pid` and optionally `host`
@@ -583,13 +626,13 @@ def feature_caches(
                         frames=meta['shape'][0], views=meta['shape'][1], complete=bool(len(done) and done.all())))
     return out
 
-# %% ../nbs/03_dinosaur.ipynb 44
+# %% ../nbs/03_dinosaur.ipynb 47
 def lr_factor(step:int, warmup:int, decay:int)->float:
     "Learning-rate multiplier at optimiser step `step` (0-based): linear warm-up from 0, then halving every `decay` steps."
     if warmup and step < warmup: return step / warmup
     return 0.5 ** ((step - warmup) / decay)
 
-# %% ../nbs/03_dinosaur.ipynb 46
+# %% ../nbs/03_dinosaur.ipynb 49
 def _dist():
     "(rank, world, local_rank) from torchrun's environment; initialises the process group when needed."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -729,7 +772,7 @@ def load_dinosaur(
     say(f"loaded {ck} (step {meta['step']}); encoder: {model.encoder.description}")
     return model.to(device).eval()
 
-# %% ../nbs/03_dinosaur.ipynb 47
+# %% ../nbs/03_dinosaur.ipynb 50
 _CSV_COLS = ['step', 'loss', 'lr', 'grad_norm', 's_per_step', 'img_per_s', 'elapsed_s', 'encoder']
 
 def _fast_paths(device:torch.device)->dict:
@@ -871,7 +914,7 @@ def train_dinosaur(
         say(f"done: step {last['step']}, loss {last['loss']:.4g}, {speed}; checkpoint {last['checkpoint']}", rank)
     return last
 
-# %% ../nbs/03_dinosaur.ipynb 53
+# %% ../nbs/03_dinosaur.ipynb 56
 @dataclass
 class WindowLayout:
     "How an image is cut into square windows."
@@ -894,7 +937,7 @@ def window_layout(
     pt, pl = (ny * crop - H) // 2, (nx * crop - W) // 2
     return WindowLayout((H, W), crop, [(iy * crop - pt, ix * crop - pl) for iy in range(ny) for ix in range(nx)], (pt, pl))
 
-# %% ../nbs/03_dinosaur.ipynb 56
+# %% ../nbs/03_dinosaur.ipynb 59
 def merge_window_slots(
     labels:np.ndarray,     # (H, W) int channel id per canvas pixel (argmax of the joined masks); channel = window * C + j
     feats:np.ndarray,      # (n_windows, K, ...) per-slot features compared by cosine similarity (C = n_bg + K channels per window)
@@ -945,7 +988,7 @@ def merge_window_slots(
         parent[c] = r
     return parent[labels], parent
 
-# %% ../nbs/03_dinosaur.ipynb 62
+# %% ../nbs/03_dinosaur.ipynb 65
 def join_windows(
     masks:np.ndarray,        # (nW, K, crop, crop) alpha masks of each window
     layout:WindowLayout,     # where the windows lie on the canvas
@@ -1049,7 +1092,7 @@ def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPredi
     wp.labels = cv2.resize(wp.canvas_labels, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != (H, W) else wp.canvas_labels
     return wp
 
-# %% ../nbs/03_dinosaur.ipynb 67
+# %% ../nbs/03_dinosaur.ipynb 70
 REF_ENCODER_PREFIX = 'models.feature_extractor.model.'   # the reference's frozen DINOv2 (torch.hub layout)
 _REF_KEYS = (  # reference key after `models.` -> mrdino key (`head.` = the stage-2 head); a trailing '.' matches a prefix
     ('conditioning.slots_mu', 'slot_mu'), ('conditioning.slots_logsigma', 'slot_log_sigma'),

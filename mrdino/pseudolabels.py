@@ -51,10 +51,12 @@ class InstanceConfig:
     lattice:int=4                # fast mode: cluster every `lattice`-th row and column, propagate to the rest
     fast_min_cluster_size:int=8  # fast mode: HDBSCAN min_cluster_size in lattice points
     fast_min_samples:int=4       # fast mode: HDBSCAN min_samples in lattice points
+    direction:str='bins'         # 'bins': the reference's direction-bin feature; 'cossin': (cos, sin) of the direction, no wrap at 0/2π
 
     def __post_init__(self):
         if self.edge not in ('reference', 'both_axes'): raise ValueError(f"edge={self.edge!r}: use 'reference' or 'both_axes'")
         if self.mode not in ('exact', 'fast'): raise ValueError(f"mode={self.mode!r}: use 'exact' or 'fast'")
+        if self.direction not in ('bins', 'cossin'): raise ValueError(f"direction={self.direction!r}: use 'bins' (reference) or 'cossin'")
         if self.tau_grad < 0: raise ValueError(f"tau_grad={self.tau_grad} must be >= 0")
         if self.erosion_radius < 0: raise ValueError(f"erosion_radius={self.erosion_radius} must be >= 0")
         if self.min_cluster_size < 2: raise ValueError(f"min_cluster_size={self.min_cluster_size} must be >= 2 (HDBSCAN)")
@@ -236,24 +238,28 @@ class InstanceSteps:
     interior:np.ndarray|None=None # (H, W) bool union of the eroded components (keep=True)
     clusters:np.ndarray|None=None # (H, W) int32 HDBSCAN label + 1 on split components, -1 noise, 0 elsewhere
 
-def _features(fl, rows, cols, dirb, cfg):
-    "Reference features [u, v, w_s·row, w_s·col, w_d·bin] (float32 flow, integer coordinates and bins)."
-    return np.hstack((fl, np.column_stack((rows, cols)) * cfg.spatial_weight,
-                      dirb.reshape(-1, 1) * cfg.direction_weight))
+def _direction_feature(fl, cfg):
+    "Direction term of the features: `w_d·bin` (reference), or `w_d·n_bins/2π·(cos, sin)` (same slope, no wrap)."
+    if cfg.direction == 'bins': return direction_bins(fl, cfg.n_dir_bins).reshape(-1, 1) * cfg.direction_weight
+    ang = np.arctan2(fl[:, 1], fl[:, 0])
+    return np.column_stack((np.cos(ang), np.sin(ang))) * (cfg.direction_weight * cfg.n_dir_bins / (2 * np.pi))
+
+def _features(fl, rows, cols, cfg):
+    "Features [u, v, w_s·row, w_s·col, direction term] (float32 flow, integer coordinates; reference: w_d·bin)."
+    return np.hstack((fl, np.column_stack((rows, cols)) * cfg.spatial_weight, _direction_feature(fl, cfg)))
 
 def _split_component(flow_c, m, r0, c0, cfg):
     "HDBSCAN labels (-1 noise) of the pixels of component mask `m` (a crop whose corner is at r0, c0)."
     rr, cc = np.nonzero(m)
     fl = flow_c[rr, cc]                                         # (N, 2) float32
-    dirb = direction_bins(fl, cfg.n_dir_bins)
     R, C = rr + r0, cc + c0                                      # absolute pixel coordinates, as the reference
     if cfg.mode == 'exact':
-        return hdbscan_labels(_features(fl, R, C, dirb, cfg), cfg.min_cluster_size, cfg.min_samples)
+        return hdbscan_labels(_features(fl, R, C, cfg), cfg.min_cluster_size, cfg.min_samples)
     s = cfg.lattice
     on = (R % s == 0) & (C % s == 0)
     if on.sum() <= 2 * cfg.fast_min_cluster_size:               # too few lattice points: cluster every pixel
-        return hdbscan_labels(_features(fl, R, C, dirb, cfg), cfg.min_cluster_size, cfg.min_samples)
-    ll = hdbscan_labels(_features(fl[on], R[on], C[on], dirb[on], cfg), cfg.fast_min_cluster_size, cfg.fast_min_samples)
+        return hdbscan_labels(_features(fl, R, C, cfg), cfg.min_cluster_size, cfg.min_samples)
+    ll = hdbscan_labels(_features(fl[on], R[on], C[on], cfg), cfg.fast_min_cluster_size, cfg.fast_min_samples)
     far = np.ones(m.shape, bool); far[rr[on], cc[on]] = False
     _, (ir, ic) = ndi.distance_transform_edt(far, return_indices=True)   # nearest lattice pixel of the component
     grid = np.full(m.shape, -1, np.intp); grid[rr[on], cc[on]] = ll
@@ -356,13 +362,13 @@ def toy_flow(
     put(6, 10, 16, 200, 210, 10, 0)              # 60 px: below min_region
     return flow, ids
 
-# %% ../nbs/02_pseudolabels.ipynb 39
+# %% ../nbs/02_pseudolabels.ipynb 41
 def ari(a:np.ndarray, b:np.ndarray)->float:
     "Adjusted Rand index between two label maps (all pixels)."
     from sklearn.metrics import adjusted_rand_score
     return float(adjusted_rand_score(np.ravel(a), np.ravel(b)))
 
-# %% ../nbs/02_pseudolabels.ipynb 42
+# %% ../nbs/02_pseudolabels.ipynb 44
 JOB_VERSION = 1
 VERDICTS = ('labelled', 'few_fg', 'moving', 'short_run', 'unreadable', 'last')
 INDEX_COLUMNS = ('sequence', 'frame', 'tl', 'tr', 'bl', 'br', 'verdict', 'instances', 'label', 'note')
@@ -395,7 +401,7 @@ def read_instances(
     if a is None: raise OSError(f"cannot read instance map {path}")
     return a.astype(np.int32)
 
-# %% ../nbs/02_pseudolabels.ipynb 44
+# %% ../nbs/02_pseudolabels.ipynb 46
 @dataclass
 class PseudoLabelJob:
     "Settings of a pseudo-labelling run (everything here except `workers`, `shard`, `progress` changes the output)."
@@ -419,7 +425,7 @@ def settings_hash(
     "Short stable hash of settings (sorted-key JSON, SHA-256)."
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
-# %% ../nbs/02_pseudolabels.ipynb 45
+# %% ../nbs/02_pseudolabels.ipynb 47
 def _load(seq, i):
     "(image, None) or (None, error message) for frame i."
     try: return seq[i].image, None
@@ -485,7 +491,7 @@ def label_sequence(
     close_run()
     return rows
 
-# %% ../nbs/02_pseudolabels.ipynb 48
+# %% ../nbs/02_pseudolabels.ipynb 50
 def _source_dirs(source, seqs)->list:
     "Folders the job reads from (to refuse writing inside them)."
     dirs = []
@@ -551,7 +557,7 @@ def _run_one(args):
                  ''.join(json.dumps(r) + '\n' for r in rows).encode())
     return seq.name, rows
 
-# %% ../nbs/02_pseudolabels.ipynb 49
+# %% ../nbs/02_pseudolabels.ipynb 51
 def pseudolabel(
     source,                          # list of `Sequence`s, or anything `mrdino.data.read_source` opens
     out,                             # output root; results go to out/<settings hash>/
@@ -635,7 +641,7 @@ def pseudolabel(
     log.info(f"pseudolabel: {res['labelled']} maps from {total} frames in {dt:.1f} s ({res['frames_per_s']:.1f} frames/s)")
     return res
 
-# %% ../nbs/02_pseudolabels.ipynb 53
+# %% ../nbs/02_pseudolabels.ipynb 55
 def _quality_frames(videos, flow, cfg, every, flow_kw):
     "Yield (video index, frame, pseudo-label, GT of the moving objects, GT of all objects, seconds) per still frame."
     b = None if flow == 'gt' else get_backend(flow, **(flow_kw or {}))
@@ -692,7 +698,7 @@ def quality_table(
                      f"{'':12s} | {100*a['f1_50']:13.1f} {100*a['all_ari']:7.1f} {100*a['fg_ari']:6.1f}")
     return '\n'.join(lines)
 
-# %% ../nbs/02_pseudolabels.ipynb 61
+# %% ../nbs/02_pseudolabels.ipynb 63
 class ThresholdExplorer:
     "Tune the pseudo-label thresholds on a live frame: settings in, instance map and overlay out."
     sliders = dict(tau_fg=(0.5, 10.0, 0.01), tau_grad=(0.0, 60.0, 0.1), min_cluster_size=(2, 120, 1),

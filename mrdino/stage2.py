@@ -14,9 +14,9 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .stage1 import instance_masks, match_masks, upsample_masks
 
 # %% auto 0
-__all__ = ['STAGE2_PRESETS', 'EVAL_PROTOCOL', 'VARIANTS', 'SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config',
-           'slots_and_masks', 'load_head', 'train_stage2', 'segment_windows', 'predict_frame', 'evaluate_model',
-           'load_trained', 'MainJob']
+__all__ = ['STAGE2_PRESETS', 'EVAL_PROTOCOL', 'VARIANTS', 'WORLD_ENCODERS', 'SlotDeactivation', 'stage2_loss', 'gated_labels',
+           'Stage2Config', 'slots_and_masks', 'load_head', 'train_stage2', 'segment_windows', 'predict_frame',
+           'evaluate_model', 'load_trained', 'MainJob']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -328,14 +328,18 @@ def load_trained(
 
 # %% ../nbs/05_stage2.ipynb 37
 import hashlib
-from .data import read_source, atomic_write
-from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur
+from .data import read_source, atomic_write, WORLDS, world_size
+from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur, FILTERBANK_ARCH
 from .stage1 import STAGE1_PRESETS, training_windows, train_stage1
 
 EVAL_PROTOCOL = dict(kitti='kitti', tri_pd='tri_pd', movi_e='movi_e', synthetic='synthetic')
 VARIANTS = dict(                              # rows of Tab. 3a: (model step, stage-2 head step or None)
     dinosaur=('dinosaur', None), stage1=('stage1', None), stage2=('stage1', 'stage2'),
     only_stage2=('dinosaur', 'only_stage2'), no_drop_loss=('stage1', 'no_drop_loss'))
+
+WORLD_ENCODERS = dict(                         # the synthetic preset's default stand-in encoder per world
+    objects=dict(encoder_weights='filterbank', encoder_arch=FILTERBANK_ARCH),   # weight-free filter bank + positions
+    street={})                                # the preset's: random-init tiny ViT + sin-cos positions
 
 def _digest(d:dict)->str: return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -369,6 +373,7 @@ class MainJob:
     seed:int=0                      # seeds training (init, data order) and slot noise
     progress:bool=True              # tqdm bars
     workers:int=1                   # pseudo-label worker processes (the training videos are spread over them)
+    world:str='objects'             # synthetic world of 'synthetic:N' data (`mrdino.data.WORLDS`): 'objects' or 'street'
 
     def __post_init__(self):
         "Check every parameter (one line naming it, its value and what is allowed) before any long step."
@@ -399,6 +404,7 @@ class MainJob:
             raise FileNotFoundError(f"encoder_weights={self.encoder_weights!r} does not exist")
         if self.preset != 'synthetic' and not self.encoder_weights:
             raise ValueError(f"preset {self.preset!r} needs DINOv2 weights: pass encoder_weights=<dinov2_vitb14_pretrain.pth or model.safetensors>")
+        if self.world not in WORLDS: raise ValueError(f"world={self.world!r}: choose one of {WORLDS}")
         if self.device == 'auto': self.device = 'cuda' if torch.cuda.is_available() else 'cpu'
         if self.device.startswith('cuda') and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r} but CUDA is not available here (torch {torch.__version__}): use device='cpu'")
@@ -407,19 +413,29 @@ class MainJob:
         self.out = Path(self.out_dir); self.out.mkdir(parents=True, exist_ok=True)
         over = dict(seed=self.seed, **({'encoder_weights': self.encoder_weights} if self.encoder_weights else {}))
         if self.baseline_steps: over['steps'] = self.baseline_steps
+        if self.preset == 'synthetic' and not self.encoder_weights: over.update(WORLD_ENCODERS[self.world])
         self.dcfg = DinosaurConfig.preset(self.preset, **over)
         self.s1cfg = replace(STAGE1_PRESETS[self.preset], seed=self.seed, **({'epochs': self.stage1_epochs} if self.stage1_epochs else {}))
         self.s2cfg = replace(STAGE2_PRESETS[self.preset], seed=self.seed, **({'epochs': self.stage2_epochs} if self.stage2_epochs else {}))
         self._cache = {}
+        if self._synthetic('data') and world_size(self.world) != tuple(self.dcfg.resize):   # pixel settings follow the size
+            raise ValueError(f"world {self.world!r} is {world_size(self.world)}, preset {self.preset!r} is made for "
+                             f"{tuple(self.dcfg.resize)}: use preset 'synthetic' with generated worlds")
+
+    def _synthetic(self, name:str)->bool: return str(getattr(self, name)).startswith('synthetic')
+
+    def _world(self, name:str)->dict:
+        "`read_source` arguments and step settings of `data` or `eval_data`: the world, for generated videos."
+        return dict(world=self.world) if self._synthetic(name) else {}
 
     def videos(self)->list:
         "Training videos."
-        if 'videos' not in self._cache: self._cache['videos'] = read_source(self.data)
+        if 'videos' not in self._cache: self._cache['videos'] = read_source(self.data, **self._world('data'))
         return self._cache['videos']
 
     def eval_videos(self)->list:
         "Annotated evaluation sequences (synthetic: held-out seeds)."
-        if 'eval' not in self._cache: self._cache['eval'] = read_source(self.eval_data)
+        if 'eval' not in self._cache: self._cache['eval'] = read_source(self.eval_data, **self._world('eval_data'))
         return self._cache['eval']
 
     def _step(self, name:str, settings:dict, fn, inputs:dict|None=None):
@@ -447,10 +463,10 @@ class MainJob:
         return summary
 
     def data_identity(self, which:str='data')->dict|str:
-        "Identity of the training ('data') or evaluation ('eval_data') source: 'synthetic...' itself, else {sequence: hash of its files}."
+        "Identity of the training ('data') or evaluation ('eval_data') source: the generated source and its world, else {sequence: hash of its files}."
         from mrdino.data import input_identity, identity_digest
         src = str(getattr(self, which))
-        if src.startswith('synthetic'): return src        # generated from fixed seeds
+        if src.startswith('synthetic'): return dict(source=src, **self._world(which))   # generated from fixed seeds: the world decides
         if 'id_' + which not in self._cache:
             seqs = self.videos() if which == 'data' else self.eval_videos()
             self._cache['id_' + which] = {s.name: identity_digest(input_identity(s)) for s in seqs}
@@ -468,7 +484,7 @@ class MainJob:
         from mrdino.pseudolabels import pseudolabel
         from mrdino.flow import TAU_STATIC
         tau = TAU_STATIC[self.preset]
-        settings = dict(data=self.data, backend=self.flow_backend, tau_static=tau,   # workers do not change the labels
+        settings = dict(data=self.data, **self._world('data'), backend=self.flow_backend, tau_static=tau,   # workers do not change the labels
                         inputs=self.data_identity())  # changed sequences are relabelled by `pseudolabel` itself
         return self._step('pseudolabels', settings, lambda d: pseudolabel(
             self.videos(), d, backend=self.flow_backend, tau_static=tau, workers=self.workers, progress=self.progress))
@@ -506,7 +522,7 @@ class MainJob:
 
     def baseline(self)->dict:
         "Step 2: DINOSAUR trained by feature reconstruction (frozen-feature cache)."
-        settings = dict(config=asdict(self.dcfg), data=self.data)
+        settings = dict(config=asdict(self.dcfg), data=self.data, **self._world('data'))
         return self._step('dinosaur', settings, lambda d: train_dinosaur(
             self.dcfg, self.videos(), d, device=self.device, progress=self.progress, encoder=self.encoder()),
             inputs=dict(data=self.data_identity()))
@@ -550,12 +566,12 @@ class MainJob:
         self.train_all()
         res = {}
         for v in VARIANTS:
-            settings = dict(eval_data=self.eval_data, eval_inputs=self.data_identity('eval_data'), every=self.eval_every, seed=self.seed, protocol=EVAL_PROTOCOL[self.preset],
+            settings = dict(eval_data=self.eval_data, **self._world('eval_data'), eval_inputs=self.data_identity('eval_data'), every=self.eval_every, seed=self.seed, protocol=EVAL_PROTOCOL[self.preset],
                             trained={p: self._done(p) for p in VARIANTS[v] if p})
             def run(d, v=v):
                 model, head = self.variant(v)
                 return evaluate_model(model, self.eval_videos(), head, EVAL_PROTOCOL[self.preset], self.eval_every,
                                       self.seed, progress=self.progress)
-            res[v] = self._step(f'eval/{v}', settings, run)
+            res[v] = dict(self._step(f'eval/{v}', settings, run), encoder=self.encoder().description)
         _write_json(self.out / 'results.json', res)
         return res

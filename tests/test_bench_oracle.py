@@ -84,3 +84,8 @@ def test_job_of_reads_the_runs_settings(tmp_path):
     cfg['encoder_weights'] = 'standin'                     # the preset's own stand-in: no weight file to pass
     (tmp_path / 'dinosaur' / 'done.json').write_text(json.dumps(dict(settings=dict(config=cfg, data='synthetic:2'))))
     assert oracle.job_of(tmp_path).dcfg.encoder_weights == 'standin'
+    assert oracle.job_of(tmp_path).world == 'street'       # runs recorded before worlds existed are street runs
+    cfg['encoder_weights'] = 'filterbank'                  # the objects world's weight-free stand-in
+    (tmp_path / 'dinosaur' / 'done.json').write_text(json.dumps(dict(settings=dict(config=cfg, data='synthetic:2', world='objects'))))
+    job = oracle.job_of(tmp_path)
+    assert (job.world, job.dcfg.encoder_weights) == ('objects', 'filterbank')

@@ -42,6 +42,7 @@ def test_bad_parameters_are_named():
     from mrdino.stage2 import MainJob
     with pytest.raises(ValueError, match='unknown preset'): MainJob(preset='kitty')
     with pytest.raises(ValueError, match='workers=0'): MainJob(workers=0)
+    with pytest.raises(ValueError, match="world='moon'"): MainJob(world='moon')
     with pytest.raises(FileNotFoundError, match='data=.*/no/such/videos'): MainJob(data='/no/such/videos')
     with pytest.raises(ValueError, match='needs DINOv2 weights'): MainJob(preset='kitti', data='.', eval_data='.')
     import torch

@@ -1,0 +1,54 @@
+"""The main job's default world ('objects'): its pseudo-labels are good enough to teach, the world parameter picks
+videos and stand-in, and on the full main job stage 2 keeps helping by a margin derived from 3 seeds (slow: one
+full main job, about 5 CPU-minutes; run with MRDINO_TEST_FLAGS=slow)."""
+import os
+import pytest
+
+SLOW = 'slow' in os.environ.get('MRDINO_TEST_FLAGS', '').split()
+
+def test_pseudolabels_of_the_objects_world_teach(one_thread):
+    # DIS flow, the reference's instance settings (what the main job uses), still frames of two training videos,
+    # against the objects that move in each frame. Measured per video on seeds 0-5 (every 3rd still frame):
+    # 77.6, 64.8, 66.7, 67.5, 87.3, 85.4; the issue's bar for labels that can teach is 60.
+    from mrdino.data import make_world_dataset
+    from mrdino.pseudolabels import pseudolabel_quality, InstanceConfig
+    r = pseudolabel_quality(make_world_dataset(2, 0, 'objects'), 'dis', InstanceConfig(), every=3)
+    assert r['frames'] >= 20
+    assert r['moving']['f1_50'] >= 0.60, r['moving']
+
+# F1@50 (%) of the full main job (world 'objects', defaults) for training seeds 0, 1, 2, measured on the shared
+# 2-core box (05_stage2 and the README quote them): (DINOSAUR, + stage 1, + stage 2).
+MEASURED = {0: (16.9, 21.3, 55.5), 1: (1.5, 12.7, 39.7), 2: (15.1, 8.9, 36.1)}
+
+def margin(a, b):
+    "Smallest gain of row b over row a that still counts as 'helping': mean - 3 sd over the seeds, at least 3 points."
+    import statistics
+    g = [r[b] - r[a] for r in MEASURED.values()]
+    return max(3.0, statistics.mean(g) - 3 * statistics.stdev(g))
+
+ROW = dict(dinosaur=0, stage1=1, stage2=2)
+# stage 2 over DINOSAUR (gains 38.6, 38.2, 21.0: mean - 3 sd = 2.4 -> 3) and over stage 1 (34.2, 27.0, 27.2: mean - 3 sd = 17.2).
+# Stage 1 alone is not asserted: its gain changes sign across seeds (+4.4, +11.2, -6.2).
+PAIRS = [('dinosaur', 'stage2'), ('stage1', 'stage2')]
+
+def test_margins_follow_from_the_seeds():
+    assert round(margin(ROW['dinosaur'], ROW['stage2']), 1) == 3.0
+    assert round(margin(ROW['stage1'], ROW['stage2']), 1) == 17.2
+
+@pytest.mark.skipif(not SLOW, reason='a full main job: set MRDINO_TEST_FLAGS=slow')
+def test_each_stage_helps_on_the_objects_world(tmp_path, one_thread):
+    from mrdino.stage2 import MainJob
+    res = MainJob(out_dir=str(tmp_path), progress=False).evaluate()
+    f1 = {k: 100 * v['f1_50'] for k, v in res.items()}
+    for a, b in PAIRS:
+        assert f1[b] - f1[a] >= margin(ROW[a], ROW[b]), (a, b, f1)
+
+def test_world_parameter_picks_videos_and_stand_in(tmp_path):
+    from mrdino.stage2 import MainJob
+    obj = MainJob(out_dir=str(tmp_path / 'o'), data='synthetic:1', eval_data='synthetic-eval:1')
+    st = MainJob(out_dir=str(tmp_path / 's'), data='synthetic:1', eval_data='synthetic-eval:1', world='street')
+    assert obj.world == 'objects'                                                   # the default
+    assert (obj.videos()[0].name, obj.eval_videos()[0].name) == ('objects_000', 'objects_1000')
+    assert (st.videos()[0].name, st.eval_videos()[0].name) == ('street_000', 'street_1000')
+    assert (obj.dcfg.encoder_weights, st.dcfg.encoder_weights) == ('filterbank', 'standin')
+    assert 'stand-in' in obj.encoder().description and 'stand-in' in st.encoder().description
