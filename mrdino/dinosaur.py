@@ -914,7 +914,7 @@ def train_dinosaur(
         say(f"done: step {last['step']}, loss {last['loss']:.4g}, {speed}; checkpoint {last['checkpoint']}", rank)
     return last
 
-# %% ../nbs/03_dinosaur.ipynb 56
+# %% ../nbs/03_dinosaur.ipynb 57
 @dataclass
 class WindowLayout:
     "How an image is cut into square windows."
@@ -937,7 +937,7 @@ def window_layout(
     pt, pl = (ny * crop - H) // 2, (nx * crop - W) // 2
     return WindowLayout((H, W), crop, [(iy * crop - pt, ix * crop - pl) for iy in range(ny) for ix in range(nx)], (pt, pl))
 
-# %% ../nbs/03_dinosaur.ipynb 59
+# %% ../nbs/03_dinosaur.ipynb 60
 def merge_window_slots(
     labels:np.ndarray,     # (H, W) int channel id per canvas pixel (argmax of the joined masks); channel = window * C + j
     feats:np.ndarray,      # (n_windows, K, ...) per-slot features compared by cosine similarity (C = n_bg + K channels per window)
@@ -988,7 +988,7 @@ def merge_window_slots(
         parent[c] = r
     return parent[labels], parent
 
-# %% ../nbs/03_dinosaur.ipynb 65
+# %% ../nbs/03_dinosaur.ipynb 66
 def join_windows(
     masks:np.ndarray,        # (nW, K, crop, crop) alpha masks of each window
     layout:WindowLayout,     # where the windows lie on the canvas
@@ -1092,7 +1092,7 @@ def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPredi
     wp.labels = cv2.resize(wp.canvas_labels, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != (H, W) else wp.canvas_labels
     return wp
 
-# %% ../nbs/03_dinosaur.ipynb 70
+# %% ../nbs/03_dinosaur.ipynb 71
 REF_ENCODER_PREFIX = 'models.feature_extractor.model.'   # the reference's frozen DINOv2 (torch.hub layout)
 _REF_KEYS = (  # reference key after `models.` -> mrdino key (`head.` = the stage-2 head); a trailing '.' matches a prefix
     ('conditioning.slots_mu', 'slot_mu'), ('conditioning.slots_logsigma', 'slot_log_sigma'),

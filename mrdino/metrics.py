@@ -390,7 +390,7 @@ def score_pair(
     size = tuple(p.score_size) if p.score_size is not None else g.shape
     return ScorePair(nearest_resize(pred, size, "nearest"), nearest_resize(g, size, "nearest"), n_obj)
 
-# %% ../nbs/06_metrics.ipynb 70
+# %% ../nbs/06_metrics.ipynb 71
 def overlay_panel(
     pred:np.ndarray,              # (H, W) int prediction at scoring size
     gt:np.ndarray,                # (H, W) int GT at scoring size
@@ -411,7 +411,7 @@ def overlay_panel(
     panel = np.concatenate([t for tile in tiles for t in (tile, sep)][:-1], 1)
     return nearest_resize(panel, (H * scale, panel.shape[1] * scale))
 
-# %% ../nbs/06_metrics.ipynb 71
+# %% ../nbs/06_metrics.ipynb 72
 def _fmt(v): return "" if isinstance(v, float) and np.isnan(v) else (f"{v:.6f}" if isinstance(v, float) else str(v))
 
 def evaluate_predictions(

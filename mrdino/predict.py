@@ -468,7 +468,7 @@ def predict(
         + (f" ({rec['time']['frames_per_s']} frames/s)" if n_run else ''), name='predict')
     return rec
 
-# %% ../nbs/08_predict.ipynb 38
+# %% ../nbs/08_predict.ipynb 39
 def _positive(s:str)->int:
     "argparse type: an integer ≥ 1."
     try: v = int(s)
@@ -505,7 +505,7 @@ def add_predict_command(
     s.set_defaults(fn=_predict_cmd)
     return s
 
-# %% ../nbs/08_predict.ipynb 41
+# %% ../nbs/08_predict.ipynb 42
 def read_predictions(
     out:str|Path,              # a finished `predict` output folder
     sequence:str|None=None,    # sequence name (default: the first)
@@ -528,7 +528,7 @@ def read_predictions(
                 labels=[cv2.imread(str(out / 'masks' / i['file_name']), cv2.IMREAD_UNCHANGED).astype(np.int32) for i in imgs],
                 scores=[scores[i['id']] for i in imgs], gt=[f.gt for f in fr])
 
-# %% ../nbs/08_predict.ipynb 42
+# %% ../nbs/08_predict.ipynb 43
 def _data_uri(rgb:np.ndarray)->str:
     "An RGB image as an inline JPEG (display only: small enough for a notebook)."
     import base64

@@ -326,7 +326,7 @@ def load_trained(
             f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
     return model, h, desc
 
-# %% ../nbs/05_stage2.ipynb 37
+# %% ../nbs/05_stage2.ipynb 38
 import hashlib
 from .data import read_source, atomic_write, WORLDS, world_size
 from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur, FILTERBANK_ARCH
@@ -355,7 +355,7 @@ def _check_weight_file(name:str, path:str):
     if not (st or head[:4] == b'PK\x03\x04' or head[:1] == b'\x80'):
         raise ValueError(f"{name}={path!r} is not a weight file (expected .safetensors or a torch .pth/.pt checkpoint)")
 
-# %% ../nbs/05_stage2.ipynb 38
+# %% ../nbs/05_stage2.ipynb 39
 @dataclass
 class MainJob:
     "The whole MR-DINOSAUR pipeline on one dataset; each step reuses its finished output (see `done.json`)."
