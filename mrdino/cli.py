@@ -8,15 +8,15 @@ import argparse, json, sys
 from pathlib import Path
 
 # %% auto 0
-__all__ = ['DINOSAUR_PRESETS', 'FLOW_BACKENDS', 'LAYOUTS', 'PROTOCOLS', 'build_parser', 'main', 'run_demo']
+__all__ = ['DINOSAUR_PRESETS', 'FLOW_BACKENDS', 'LAYOUTS', 'WORLDS', 'PROTOCOLS', 'build_parser', 'main', 'run_demo']
 
 # %% ../nbs/07_cli.ipynb 4
 def _synth(a):
-    "Write synthetic street videos as PNG sequences with their ground truth."
-    from mrdino.data import make_street_video, write_png
+    "Write synthetic videos of a world (`mrdino.data.WORLDS`) as PNG sequences with their ground truth."
+    from mrdino.data import make_world_video, write_png
     out = Path(a.out)
     for i in range(a.videos):
-        v = make_street_video(a.seed + i, n_frames=a.frames, height=a.height, width=a.width)
+        v = make_world_video(a.seed + i, a.world, n_frames=a.frames, height=a.height, width=a.width)
         d, g = out / 'frames' / v.name, out / 'gt' / v.name
         for t in range(len(v)):
             write_png(d / f'{t:06d}.png', v.frames[t])
@@ -124,6 +124,7 @@ def _demo(a):
 DINOSAUR_PRESETS = ('synthetic', 'kitti', 'tri_pd', 'movi_e')   # `mrdino.dinosaur.PRESETS` (and `TAU_STATIC`), listed here so --help needs no torch
 FLOW_BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')   # `mrdino.flow.BACKENDS`
 LAYOUTS = ('auto', 'folder', 'video', 'kitti_raw', 'kitti2015', 'tripd', 'movi', 'synth', 'synthetic')
+WORLDS = ('objects', 'street')                                      # `mrdino.data.WORLDS`
 PROTOCOLS = ('kitti', 'tri_pd', 'movi_e', 'synthetic', 'generic')   # `mrdino.metrics.PROTOCOLS`
 
 def _int_from(lo:int):
@@ -172,7 +173,7 @@ def build_parser()->argparse.ArgumentParser:
     "The `mrdino` argument parser with every subcommand; every option is checked here, before anything is read or written."
     p = argparse.ArgumentParser(prog='mrdino', description='MR-DINOSAUR: unsupervised multi-object discovery.')
     sub = p.add_subparsers(dest='cmd', metavar='SUBCOMMAND')
-    s = sub.add_parser('demo', help='run the main job (nbs/05_stage2.ipynb) on the embedded synthetic street videos')
+    s = sub.add_parser('demo', help='run the main job (nbs/05_stage2.ipynb) on the embedded synthetic videos (objects world; -p world street for the street)')
     s.add_argument('--out', default='runs/demo', help='output folder (finished steps are reused on a rerun)')
     s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
                    help='notebook parameter, e.g. -p preset kitti -p device cuda (numbers are parsed; unknown names are an error)')
@@ -218,13 +219,14 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--seed', type=_int_from(0), default=0, help='slot-noise seed (>= 0)')
     s.add_argument('--overlays', type=_int_from(0), default=4, help='overlay PNGs for the first n images (>= 0)')
     s.set_defaults(fn=_evaluate)
-    s = sub.add_parser('synth', help='write synthetic street videos: OUT/frames/<video>/*.png and OUT/gt/<video>/ (16-bit instances, flow.npy, meta.json)')
+    s = sub.add_parser('synth', help='write synthetic videos (objects or street world): OUT/frames/<video>/*.png and OUT/gt/<video>/ (16-bit instances, flow.npy, meta.json)')
     s.add_argument('out', help='output folder (read it back with any subcommand: layout synth)')
     s.add_argument('--videos', type=_int_from(1), default=4, help='number of videos (>= 1)')
     s.add_argument('--frames', type=_int_from(2), default=60, help='frames per video (>= 2)')
     s.add_argument('--height', type=_int_from(28), default=126, help='frame height in px (>= 28)')
     s.add_argument('--width', type=_int_from(28), default=420, help='frame width in px (>= 28)')
     s.add_argument('--seed', type=_int_from(0), default=0, help='video i uses seed SEED + i (>= 0)')
+    s.add_argument('--world', default='objects', choices=WORLDS, help='objects (the main job\'s default) or street')
     s.set_defaults(fn=_synth)
     s = sub.add_parser('info', help='list the sequences of a dataset (any layout mrdino reads)')
     s.add_argument('source', help="video, folder, KITTI/TRI-PD/MOVi-E root, or 'synthetic[:N]'")

@@ -236,8 +236,9 @@ def test_cli_every_option_has_help():
 
 
 def test_cli_choices_match_the_modules():
-    from mrdino import cli, flow, dinosaur, metrics
+    from mrdino import cli, flow, dinosaur, metrics, data
     assert set(cli.DINOSAUR_PRESETS) == set(dinosaur.PRESETS) == set(flow.TAU_STATIC)
+    assert tuple(cli.WORLDS) == tuple(data.WORLDS)
     assert tuple(cli.FLOW_BACKENDS) == tuple(flow.BACKENDS)
     assert set(cli.PROTOCOLS) == set(metrics.PROTOCOLS)
 
