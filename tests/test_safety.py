@@ -300,7 +300,7 @@ def test_frames_beside_a_video_are_not_ignored(tmp_path):
 def test_synth_output_reads_back(tmp_path, capsys):
     from mrdino.cli import main
     out = tmp_path / 'syn'
-    assert main(['synth', str(out), '--videos', '2', '--frames', '6', '--height', '42', '--width', '140']) == 0
+    assert main(['synth', str(out), '--videos', '2', '--frames', '6', '--height', '42', '--width', '140', '--world', 'street']) == 0
     capsys.readouterr()
     seqs = read_source(out)
     assert [s.name for s in seqs] == ['street_000', 'street_001']
@@ -404,7 +404,7 @@ def test_evaluate_replaces_overlays_and_records_what_it_scored(tmp_path, capsys)
     train_dinosaur(_tiny(3), frames(), run, progress=False)
     for name, seed in (('a', 0), ('b', 5)):
         assert main(['synth', str(tmp_path / name), '--videos', '1', '--frames', '3', '--height', '42', '--width', '126',
-                     '--seed', str(seed)]) == 0
+                     '--seed', str(seed), '--world', 'street']) == 0
     ev = tmp_path / 'ev'
     assert main(['evaluate', str(run), str(tmp_path / 'a'), '--out', str(ev), '--overlays', '2']) == 0
     assert sorted(p.name for p in (ev / 'overlays').iterdir()) == ['street_000_000000.png', 'street_000_000001.png']

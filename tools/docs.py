@@ -44,8 +44,8 @@ def prepare(nb_path:Path, quick:bool=False, toc:list|None=None, demo_run:Path|No
     cells = [_cell('code', _SHOW_DOC, ['remove-cell'])]
     for c in proc.nb.cells:
         src = c.source
-        if c.cell_type != 'code':
-            cells.append(_cell(c.cell_type, src)); continue
+        if c.cell_type != 'code':                     # index.ipynb writes image paths from the repository root (the README's)
+            cells.append(_cell(c.cell_type, src.replace('](nbs/images/', '](images/'))); continue
         d = getattr(c, 'directives_', None) or {}
         shown = '\n'.join(l for l in src.split('\n') if not re.match(r'\s*#\|', l)).strip('\n')
         tags = list(c.get('metadata', {}).get('tags', []))
@@ -81,6 +81,9 @@ def stage(src_dir:Path, quick:bool, demo_run:Path|None=None)->list:
     for name, text in want.items():
         f = src_dir / name; f.parent.mkdir(exist_ok=True)
         if not f.exists() or f.read_text() != text: f.write_text(text)
+    for im in sorted((ROOT / 'nbs' / 'images').glob('*')):   # figures the notebooks' markdown shows
+        f = src_dir / 'images' / im.name; f.parent.mkdir(exist_ok=True)
+        if not f.exists() or f.read_bytes() != im.read_bytes(): shutil.copyfile(im, f)
     return list(want)
 
 def build(out:Path=ROOT / '_docs', quick:bool=False, build_dir:Path=BUILD, demo_run:Path|None=None)->float:
