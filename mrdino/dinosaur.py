@@ -23,7 +23,7 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGE
            'feature_caches', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state', 'find_checkpoint',
            'checkpoint_problem', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout',
            'merge_window_slots', 'join_windows', 'WindowPrediction', 'reference_windows', 'predict_windows',
-           'reference_key', 'read_reference_checkpoint', 'load_reference_checkpoint']
+           'cut_windows', 'reference_key', 'read_reference_checkpoint', 'load_reference_checkpoint']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
@@ -1060,14 +1060,20 @@ def predict_windows(
     if isinstance(resize, str):
         r = cfg.resize
         resize = tuple(r) if r and abs((w / h) / (r[1] / r[0]) - 1) < 0.05 else None
-    lay = window_layout(h, w, cfg.crop, resize)
-    H, W = lay.size
-    img = _resize(image, (H, W))
-    pt, pl = lay.pad
-    ny, nx = len({o[0] for o in lay.origins}), len({o[1] for o in lay.origins})
-    canvas = np.zeros((ny * cfg.crop, nx * cfg.crop, 3), np.uint8); canvas[pt:pt + H, pl:pl + W] = img
-    wins = np.stack([canvas[y + pt:y + pt + cfg.crop, x + pl:x + pl + cfg.crop] for y, x in lay.origins])
+    lay, wins = cut_windows(image, cfg.crop, resize)
     return _predict(model, to_images(wins), lay, (h, w), seed, merge_thr, batch, merge_mode)
+
+def cut_windows(
+    image:np.ndarray,   # (h, w, 3) uint8 RGB
+    crop:int,           # window side in px
+    resize:tuple|None,  # canvas (H, W), or None: short side -> crop
+)->tuple:               # (WindowLayout, (n_windows, crop, crop, 3) uint8)
+    "Resize a frame to its canvas, zero-pad it to whole windows and cut them out (`window_layout`)."
+    lay = window_layout(*image.shape[:2], crop, resize)
+    (H, W), (pt, pl) = lay.size, lay.pad
+    ny, nx = len({o[0] for o in lay.origins}), len({o[1] for o in lay.origins})
+    canvas = np.zeros((ny * crop, nx * crop, 3), np.uint8); canvas[pt:pt + H, pl:pl + W] = _resize(image, (H, W))
+    return lay, np.stack([canvas[y + pt:y + pt + crop, x + pl:x + pl + crop] for y, x in lay.origins])
 
 def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPrediction:
     "Run the windows `x` (nW, 3, crop, crop) through the model, join, merge, resize labels to `hw`."

@@ -12,9 +12,9 @@ import cv2, numpy as np
 from .data import read_source, atomic_write, clean_stale_tmp, label_to_rgb, BadFrameError, VideoSequence
 
 # %% auto 0
-__all__ = ['resolve_model', 'canvas_size', 'frame_windows', 'segment_frames', 'instance_scores', 'rle_encode', 'rle_decode',
-           'coco_annotations', 'frame_name', 'iter_selected', 'source_identity', 'id_palette', 'overlay_frame',
-           'write_overlay_video', 'predict', 'add_predict_command', 'read_predictions', 'prediction_view']
+__all__ = ['resolve_model', 'canvas_size', 'segment_frames', 'instance_scores', 'rle_encode', 'rle_decode', 'coco_annotations',
+           'frame_name', 'iter_selected', 'source_identity', 'id_palette', 'overlay_frame', 'write_overlay_video',
+           'predict', 'add_predict_command', 'read_predictions', 'prediction_view']
 
 # %% ../nbs/08_predict.ipynb 6
 def _variants()->dict:
@@ -93,20 +93,6 @@ def canvas_size(
     r = PROTOCOLS[resize].resize
     return tuple(r) if r else None
 
-def frame_windows(
-    cfg,                       # `DinosaurConfig`
-    image:np.ndarray,          # (h, w, 3) uint8 RGB
-    resize:tuple|None,         # canvas from `canvas_size`
-)->tuple:                      # (WindowLayout, (n_windows, crop, crop, 3) uint8)
-    "Resize, pad and cut one frame into the model's windows (as `predict_windows` does)."
-    from mrdino.dinosaur import window_layout, _resize
-    h, w = image.shape[:2]
-    lay = window_layout(h, w, cfg.crop, resize)
-    (H, W), (pt, pl), cr = lay.size, lay.pad, cfg.crop
-    ny, nx = len({o[0] for o in lay.origins}), len({o[1] for o in lay.origins})
-    canvas = np.zeros((ny * cr, nx * cr, 3), np.uint8); canvas[pt:pt + H, pl:pl + W] = _resize(image, (H, W))
-    return lay, np.stack([canvas[y + pt:y + pt + cr, x + pl:x + pl + cr] for y, x in lay.origins])
-
 # %% ../nbs/08_predict.ipynb 9
 def segment_frames(
     model,                     # `Dinosaur` (eval mode)
@@ -120,12 +106,12 @@ def segment_frames(
 )->list:                       # per frame (canvas labels (H, W) int32, 0 = background; λ (nW, K) or None; WindowLayout)
     "Segment several frames with one forward pass over all their windows; per frame as `stage2.predict_frame`."
     import torch, torch.nn.functional as F
-    from mrdino.dinosaur import WindowPrediction, to_images
+    from mrdino.dinosaur import WindowPrediction, to_images, cut_windows
     from mrdino.stage2 import segment_windows
     cfg, dev = model.cfg, next(model.parameters()).device
     h, w = images[0].shape[:2]
     canvas = canvas_size(cfg, h, w, resize)
-    lays, wins = zip(*[frame_windows(cfg, im, canvas) for im in images])
+    lays, wins = zip(*[cut_windows(im, cfg.crop, canvas) for im in images])
     nW, K, g = len(wins[0]), cfg.n_slots, cfg.grid
     noise = torch.randn(nW, K, cfg.slot_dim, generator=torch.Generator().manual_seed(seed))    # (nW, K, D) as predict_windows
     with torch.no_grad():

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from mrdino.dinosaur import (DinosaurConfig, build_encoder, load_reference_checkpoint, reference_windows,
                              IMAGENET_MEAN, IMAGENET_STD)
 from mrdino.stage2 import load_trained
+from test_dinosaur_encoder import random_hub_state_dict   # the same random torch.hub layout
 
 pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
@@ -50,19 +51,7 @@ def ref_state_dict(dim=8, feat=16, hidden=24, n_hidden=3, patches=9, head=True, 
 
 def hub_state_dict(dim=16, depth=1, grid=37, seed=1):
     "A torch.hub DINOv2 state dict (LayerScale, mask_token), random."
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *s, scale=0.2: torch.randn(*s, generator=g) * scale
-    sd = {'cls_token': r(1, 1, dim), 'pos_embed': r(1, 1 + grid * grid, dim), 'mask_token': r(1, dim),
-          'patch_embed.proj.weight': r(dim, 3, 14, 14, scale=0.05), 'patch_embed.proj.bias': r(dim),
-          'norm.weight': 1 + r(dim), 'norm.bias': r(dim)}
-    for i in range(depth):
-        p = f'blocks.{i}.'
-        sd.update({p + 'norm1.weight': 1 + r(dim), p + 'norm1.bias': r(dim), p + 'attn.qkv.weight': r(3 * dim, dim),
-                   p + 'attn.qkv.bias': r(3 * dim), p + 'attn.proj.weight': r(dim, dim), p + 'attn.proj.bias': r(dim),
-                   p + 'ls1.gamma': r(dim, scale=0.5), p + 'norm2.weight': 1 + r(dim), p + 'norm2.bias': r(dim),
-                   p + 'mlp.fc1.weight': r(4 * dim, dim), p + 'mlp.fc1.bias': r(4 * dim),
-                   p + 'mlp.fc2.weight': r(dim, 4 * dim), p + 'mlp.fc2.bias': r(dim), p + 'ls2.gamma': r(dim, scale=0.5)})
-    return sd
+    return random_hub_state_dict(dim=dim, depth=depth, grid=grid, seed=seed)
 
 
 def save_ckpt(path, sd):
