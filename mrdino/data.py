@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb 2
 from __future__ import annotations
-import os, re, math, socket, sys, hashlib, json
+import os, re, math, socket, sys, hashlib, json, functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -874,7 +874,16 @@ def progress_bar(
     if mode == 'lines':
         kwargs.update(file=_Lines(kwargs.get('file') or sys.stderr), mininterval=every, maxinterval=max(every, 10),
                       leave=True, ascii=True, ncols=100)
+        return _lines_tqdm()(iterable, **kwargs)
     return tqdm(iterable, **kwargs)
+
+@functools.cache
+def _lines_tqdm()->type:
+    "tqdm whose `set_postfix` (loss, speed: every step) waits for the next line like the count does, instead of forcing one."
+    from tqdm.std import tqdm
+    class LinesTqdm(tqdm):
+        def set_postfix(self, ordered_dict=None, refresh=True, **kw): super().set_postfix(ordered_dict, False, **kw)
+    return LinesTqdm
 
 # %% ../nbs/00_data.ipynb 74
 def png_html(
