@@ -839,14 +839,16 @@ def clean_stale_tmp(
     return n
 
 # %% ../nbs/00_data.ipynb 71
+_LINE_FORMAT = ('{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}, {rate_fmt}]',  # no bar, no width cut
+                '{desc}: {n_fmt} {unit}{postfix} [{elapsed}, {rate_fmt}]')                                    # total unknown
+
 class _Lines:
     "Text stream for tqdm that writes each redraw as a line of its own (a log shows progress, not `\r` overwrites)."
     def __init__(self, f): self.f, self.last = f, None
     def write(self, s):
         s = s.replace('\r', '').strip()
-        head = s.split('[')[0]                                   # description, percentage, bar, count
-        key = head.split('|')[0] + head.rsplit('|', 1)[-1]       # ... without the bar, whose width varies
-        if not s or key == self.last: return                    # closing redraws the last count: once is enough
+        key = s.rsplit(' [', 1)[0]       # description, percentage, count, postfix: not the times (the last [...])
+        if not s or key == self.last: return                    # closing redraws the last line: once is enough
         self.f.write(s + '\n'); self.last = key
     def flush(self): self.f.flush()
 
@@ -873,7 +875,7 @@ def progress_bar(
     else: from tqdm.std import tqdm
     if mode == 'lines':
         kwargs.update(file=_Lines(kwargs.get('file') or sys.stderr), mininterval=every, maxinterval=max(every, 10),
-                      leave=True, ascii=True, ncols=100)
+                      leave=True, bar_format=_LINE_FORMAT[kwargs.get('total', len(iterable) if hasattr(iterable, '__len__') else None) is None])
         return _lines_tqdm()(iterable, **kwargs)
     return tqdm(iterable, **kwargs)
 
