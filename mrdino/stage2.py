@@ -14,9 +14,9 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .stage1 import instance_masks, match_masks, upsample_masks
 
 # %% auto 0
-__all__ = ['STAGE2_PRESETS', 'EVAL_PROTOCOL', 'VARIANTS', 'WORLD_ENCODERS', 'SlotDeactivation', 'stage2_loss', 'gated_labels',
-           'Stage2Config', 'slots_and_masks', 'load_head', 'train_stage2', 'segment_windows', 'predict_frame',
-           'evaluate_model', 'load_trained', 'MainJob']
+__all__ = ['STAGE2_PRESETS', 'EVAL_PROTOCOL', 'VARIANTS', 'WORLD_ENCODERS', 'PRESET_THREADS', 'SlotDeactivation', 'stage2_loss',
+           'gated_labels', 'Stage2Config', 'slots_and_masks', 'load_head', 'train_stage2', 'segment_windows',
+           'predict_frame', 'evaluate_model', 'load_trained', 'MainJob']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -327,7 +327,7 @@ def load_trained(
     return model, h, desc
 
 # %% ../nbs/05_stage2.ipynb 38
-import hashlib
+import hashlib, contextlib
 from .data import read_source, atomic_write, WORLDS, world_size
 from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur, FILTERBANK_ARCH
 from .stage1 import STAGE1_PRESETS, training_windows, train_stage1
@@ -356,6 +356,8 @@ def _check_weight_file(name:str, path:str):
         raise ValueError(f"{name}={path!r} is not a weight file (expected .safetensors or a torch .pth/.pt checkpoint)")
 
 # %% ../nbs/05_stage2.ipynb 39
+PRESET_THREADS = dict(synthetic=1)   # torch CPU threads per preset (others: torch's default, one per core)
+
 @dataclass
 class MainJob:
     "The whole MR-DINOSAUR pipeline on one dataset; each step reuses its finished output (see `done.json`)."
@@ -374,6 +376,7 @@ class MainJob:
     progress:bool=True              # tqdm bars
     workers:int=1                   # pseudo-label worker processes (the training videos are spread over them)
     world:str='objects'             # synthetic world of 'synthetic:N' data (`mrdino.data.WORLDS`): 'objects' or 'street'
+    threads:int=0                   # torch CPU threads of every step; 0 = the preset's (synthetic: 1, see below; others: torch's default)
 
     def __post_init__(self):
         "Check every parameter (one line naming it, its value and what is allowed) before any long step."
@@ -387,6 +390,8 @@ class MainJob:
         for name in ('baseline_steps', 'stage1_epochs', 'stage2_epochs'): integer(name, 0, '0 = the preset')
         integer('eval_every', 1, '1 = every annotated frame')
         integer('seed', 0, 'seeds training and slot noise')
+        integer('threads', 0, "torch CPU threads; 0 = the preset's")
+        if not self.threads: self.threads = PRESET_THREADS.get(self.preset, 0)
         if not isinstance(self.progress, bool): raise ValueError(f"progress={self.progress!r}: must be True or False")
         from mrdino.flow import BACKENDS
         if self.flow_backend not in BACKENDS: raise ValueError(f"flow_backend={self.flow_backend!r}: choose one of {', '.join(BACKENDS)}")
@@ -457,10 +462,20 @@ class MainJob:
                 shutil.rmtree(d)
             _write_json(f, inputs)
         t0 = time.time()
-        summary = fn(d)
+        with self._threads():
+            summary = fn(d)
+            summary['torch_threads'] = torch.get_num_threads()
         summary['wall_s'] = round(time.time() - t0, 1)
         _write_json(done, dict(settings=settings, inputs=inputs, summary=summary))
         return summary
+
+    @contextlib.contextmanager
+    def _threads(self):
+        "Run a step on `threads` torch CPU threads (0: as they are), then restore the caller's setting."
+        n = torch.get_num_threads()
+        if self.threads: torch.set_num_threads(self.threads)
+        try: yield
+        finally: torch.set_num_threads(n)
 
     def data_identity(self, which:str='data')->dict|str:
         "Identity of the training ('data') or evaluation ('eval_data') source: the generated source and its world, else {sequence: hash of its files}."

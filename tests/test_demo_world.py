@@ -1,5 +1,5 @@
 """The main job's default world ('objects'): its pseudo-labels are good enough to teach, the world parameter picks
-videos and stand-in, and on the full main job stage 2 keeps helping by a margin derived from 3 seeds (slow: one
+videos and stand-in, and on the full main job stage 2 keeps helping by a margin derived from 6 runs (slow: one
 full main job, about 5 CPU-minutes; run with MRDINO_TEST_FLAGS=slow)."""
 import os
 import pytest
@@ -17,23 +17,27 @@ def test_pseudolabels_of_the_objects_world_teach(one_thread):
     assert r['moving']['f1_50'] >= 0.60, r['moving']
 
 # F1@50 (%) of the full main job (`mrdino demo -p seed S`, world 'objects', defaults) for training seeds 0, 1, 2,
-# measured on a 2-core box (05_stage2 and the README quote them): (DINOSAUR, + stage 1, + stage 2).
-MEASURED = {0: (12.5, 14.8, 39.3), 1: (0.9, 9.9, 30.9), 2: (11.8, 9.5, 26.6)}
+# measured on a 2-core box: (DINOSAUR, + stage 1, + stage 2). The job runs the synthetic preset on one torch thread
+# (05_stage2 and the README quote those rows); the same seeds on two threads, the job's setting before, end
+# elsewhere (summation order changes every step of these small trainings): six runs, the spread a margin must allow.
+MEASURED = {(1, 0): (16.9, 21.3, 55.5), (1, 1): (1.5, 12.7, 39.7), (1, 2): (15.1, 8.9, 36.1),   # (threads, seed)
+            (2, 0): (12.5, 14.8, 39.3), (2, 1): (0.9, 9.9, 30.9), (2, 2): (11.8, 9.5, 26.6)}
 
 def margin(a, b):
-    "Smallest gain of row b over row a that still counts as 'helping': mean - 3 sd over the seeds, at least 3 points."
+    "Smallest gain of row b over row a that still counts as 'helping': mean - 3 sd over the runs, at least 3 points."
     import statistics
     g = [r[b] - r[a] for r in MEASURED.values()]
     return max(3.0, statistics.mean(g) - 3 * statistics.stdev(g))
 
 ROW = dict(dinosaur=0, stage1=1, stage2=2)
-# stage 2 over DINOSAUR (gains 26.8, 30.0, 14.8: mean 23.9 - 3 sd 8.0 < 0 -> 3) and over stage 1 (24.5, 21.0, 17.1:
-# mean 20.9 - 3 sd 3.7 = 9.8). Stage 1 alone is not asserted: its gain changes sign across seeds (+2.3, +9.0, -2.3).
+# stage 2 over DINOSAUR (gains 38.6, 38.2, 21.0, 26.8, 30.0, 14.8: mean 28.2 - 3 sd 28.3 < 0 -> 3) and over stage 1
+# (34.2, 27.0, 27.2, 24.5, 21.0, 17.1: mean 25.2 - 3 sd 17.6 = 7.6). Stage 1 alone is not asserted: its gain changes
+# sign across runs (+4.4, +11.2, -6.2, +2.3, +9.0, -2.3).
 PAIRS = [('dinosaur', 'stage2'), ('stage1', 'stage2')]
 
 def test_margins_follow_from_the_seeds():
     assert round(margin(ROW['dinosaur'], ROW['stage2']), 1) == 3.0
-    assert round(margin(ROW['stage1'], ROW['stage2']), 1) == 9.8
+    assert round(margin(ROW['stage1'], ROW['stage2']), 1) == 7.6
 
 @pytest.mark.skipif(not SLOW, reason='a full main job: set MRDINO_TEST_FLAGS=slow')
 def test_each_stage_helps_on_the_objects_world(tmp_path, one_thread):

@@ -48,3 +48,24 @@ def test_bad_parameters_are_named():
     import torch
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='CUDA is not available'): MainJob(device='cuda')
+
+def test_steps_run_on_the_presets_threads(tmp_path):
+    # the synthetic preset's steps run on one torch thread (numbers independent of the machine's cores), whatever
+    # the caller set; the caller's setting is back after each step, also after a step that fails
+    import torch
+    from mrdino.stage2 import MainJob
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        job = MainJob(out_dir=str(tmp_path / 'a'), progress=False, **TINY)
+        assert job.threads == 1
+        s = job._step('probe', {}, lambda d: {'inside': torch.get_num_threads()})
+        assert (s['inside'], s['torch_threads'], torch.get_num_threads()) == (1, 1, 2)
+        def boom(d): raise RuntimeError('step failed')
+        with pytest.raises(RuntimeError, match='step failed'): job._step('boom', {}, boom)
+        assert torch.get_num_threads() == 2
+        job = MainJob(out_dir=str(tmp_path / 'b'), progress=False, threads=3, **TINY)   # asked for: used
+        assert job._step('probe', {}, lambda d: {'inside': torch.get_num_threads()})['inside'] == 3
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(n)

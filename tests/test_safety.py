@@ -161,6 +161,7 @@ def test_main_job_new_data_relabels_and_redoes_steps(tmp_path):
     (dict(flow_backend='diss'), r"flow_backend='diss'"),
     (dict(workers=0), r"workers=0"),
     (dict(progress='yes'), r"progress='yes'"),
+    (dict(threads=-1), r"threads=-1: must be an integer >= 0"),
 ])
 def test_main_job_rejects_bad_parameters(tmp_path, kw, msg):
     from mrdino.stage2 import MainJob
