@@ -509,7 +509,7 @@ class MainJob:
         if 'pseudo' not in self._cache:
             import csv
             from mrdino.pseudolabels import read_instances
-            root = Path(self.pseudo_labels()['out'])
+            root = self.out / 'pseudolabels' / Path(self.pseudo_labels()['out']).name   # this run's, also after it was moved
             seqs = {s.name: s for s in self.videos()}
             frames, labels = [], []
             with open(root / 'index.csv') as f:

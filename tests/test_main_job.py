@@ -69,3 +69,16 @@ def test_steps_run_on_the_presets_threads(tmp_path):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(n)
+
+def test_a_moved_run_reads_its_own_pseudo_labels(tmp_path):
+    # done.json records absolute paths; a run folder moved elsewhere (its old place gone) still finds its labels
+    import shutil
+    from mrdino.stage2 import MainJob
+    a, b = tmp_path / 'a', tmp_path / 'b'
+    job = MainJob(out_dir=str(a), progress=False, **TINY)
+    frames, labels = job.labelled_frames()
+    shutil.move(str(a), str(b))
+    moved = MainJob(out_dir=str(b), progress=False, **TINY)
+    f2, l2 = moved.labelled_frames()
+    assert len(f2) == len(frames) > 0 and all((x == y).all() for x, y in zip(l2, labels))
+    assert not a.exists()
