@@ -362,7 +362,7 @@ class RaftFlow(FlowBackend):
             f = self.model(x0, x1, num_flow_updates=self.iters)[-1]             # (B, 2, H8, W8), last update
             return list(self._unfit(f, how).permute(0, 2, 3, 1).float().cpu().numpy())
 
-# %% ../nbs/01_flow.ipynb 26
+# %% ../nbs/01_flow.ipynb 27
 BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')
 _CACHE = {}
 
@@ -403,7 +403,7 @@ def compute_flow(
     "Forward optical flow between two frames."
     return get_backend(backend, **kw)(frame0, frame1)
 
-# %% ../nbs/01_flow.ipynb 27
+# %% ../nbs/01_flow.ipynb 28
 def _frame_at(frames, i:int):
     "Image and a name for frame i of a Sequence, an array or a list."
     f = frames[i]
@@ -451,7 +451,7 @@ def sequence_flow(
     "All forward flows of a sequence, stacked."
     return np.stack([f for _, f in iter_flow(frames, backend, progress=progress, **kw)])
 
-# %% ../nbs/01_flow.ipynb 31
+# %% ../nbs/01_flow.ipynb 32
 TAU_STATIC = {'kitti': 1.7, 'tri_pd': 0.5, 'movi_e': 1.7, 'synthetic': 1.7}  # pixels, at each dataset's resolution
 
 def _corner_size(H:int, W:int, frac:float)->tuple[int, int]:
@@ -502,7 +502,7 @@ def quasi_static_runs(
         if e - s >= min_run: out[s:e] = True
     return out
 
-# %% ../nbs/01_flow.ipynb 36
+# %% ../nbs/01_flow.ipynb 37
 def _fmt_table(header:list, rows:list)->str:
     cells = [[str(h) for h in header]] + [[c if isinstance(c, str) else f"{c:.3f}" if isinstance(c, float) else str(c)
                                            for c in r] for r in rows]
@@ -565,7 +565,7 @@ def retrieve_quasi_static(
                             np.vstack([means, np.full((1, 4), np.nan)]), q, quasi_static_runs(q, min_run),
                             np.stack(flows) if keep_flow else None)
 
-# %% ../nbs/01_flow.ipynb 40
+# %% ../nbs/01_flow.ipynb 41
 def camera_still_truth(
     seq,                      # a synthetic video (with `camera_moving`) or a `Sequence` whose frames carry `speed`
     speed_thresh:float=0.2,   # m/s below which the camera counts as still (KITTI OXTS)
@@ -616,7 +616,7 @@ def metrics_table(results:dict)->str:
             for k, v in results.items() if k != 'tables']
     return _fmt_table(['rule', 'frames', 'accuracy %', 'precision %', 'recall %', 'FP', 'FN'], rows)
 
-# %% ../nbs/01_flow.ipynb 51
+# %% ../nbs/01_flow.ipynb 52
 def flow_epe(
     flow:np.ndarray,             # (..., H, W, 2) estimated flow
     gt:np.ndarray,               # (..., H, W, 2) true flow
@@ -650,7 +650,7 @@ def benchmark_flow(
         rows.append((label, float(e.mean()), float(c.mean()), float(100 * (e > 3).mean()), 1000 * dt / n))
     return rows
 
-# %% ../nbs/01_flow.ipynb 55
+# %% ../nbs/01_flow.ipynb 56
 class FlowExplorer:
     "Interactive view of a sequence's flow, corner means and quasi-static verdict."
     def __init__(self,

@@ -491,7 +491,7 @@ def label_sequence(
     close_run()
     return rows
 
-# %% ../nbs/02_pseudolabels.ipynb 50
+# %% ../nbs/02_pseudolabels.ipynb 51
 def _source_dirs(source, seqs)->list:
     "Folders the job reads from (to refuse writing inside them)."
     dirs = []
@@ -557,7 +557,7 @@ def _run_one(args):
                  ''.join(json.dumps(r) + '\n' for r in rows).encode())
     return seq.name, rows
 
-# %% ../nbs/02_pseudolabels.ipynb 51
+# %% ../nbs/02_pseudolabels.ipynb 52
 def pseudolabel(
     source,                          # list of `Sequence`s, or anything `mrdino.data.read_source` opens
     out,                             # output root; results go to out/<settings hash>/
@@ -641,7 +641,7 @@ def pseudolabel(
     log.info(f"pseudolabel: {res['labelled']} maps from {total} frames in {dt:.1f} s ({res['frames_per_s']:.1f} frames/s)")
     return res
 
-# %% ../nbs/02_pseudolabels.ipynb 55
+# %% ../nbs/02_pseudolabels.ipynb 56
 def _quality_frames(videos, flow, cfg, every, flow_kw):
     "Yield (video index, frame, pseudo-label, GT of the moving objects, GT of all objects, seconds) per still frame."
     b = None if flow == 'gt' else get_backend(flow, **(flow_kw or {}))
@@ -698,7 +698,7 @@ def quality_table(
                      f"{'':12s} | {100*a['f1_50']:13.1f} {100*a['all_ari']:7.1f} {100*a['fg_ari']:6.1f}")
     return '\n'.join(lines)
 
-# %% ../nbs/02_pseudolabels.ipynb 63
+# %% ../nbs/02_pseudolabels.ipynb 64
 class ThresholdExplorer:
     "Tune the pseudo-label thresholds on a live frame: settings in, instance map and overlay out."
     sliders = dict(tau_fg=(0.5, 10.0, 0.01), tau_grad=(0.0, 60.0, 0.1), min_cluster_size=(2, 120, 1),

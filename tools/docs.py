@@ -11,7 +11,8 @@ code), so a rebuild after editing one notebook re-executes only that one. Nothin
 widgets show the static snapshot they carry, progress bars write text lines.
 
 `--quick` leaves `#| slow` and `#| cuda` cells unexecuted (as `nbdev_test` does without `--flags`): the CI build.
-`--demo-run runs/demo` points 05_stage2's main job at a finished `mrdino demo` run, so its steps are reused.
+`--demo-run runs/demo` points 05_stage2's main job and 08_predict's demo at a finished `mrdino demo` run, so its steps
+are reused (without it the full build runs the main job in each of the two notebooks).
 Staging, cache and Sphinx state live in `_docs_build/` (delete it to start from scratch).
 """
 import argparse, json, os, re, shutil, subprocess, sys, time
@@ -57,7 +58,8 @@ def prepare(nb_path:Path, quick:bool=False, toc:list|None=None, demo_run:Path|No
         if not shown.strip(): continue
         cells.append(_cell('code', shown, tags))
         if demo_run and 'parameters' in tags:          # like papermill's injected parameters: reuse a finished run
-            cells.append(_cell('code', f"out_dir = {str(Path(demo_run).resolve())!r}  # tools/docs.py --demo-run",
+            name = 'demo_run' if re.search(r'^demo_run\s*=', src, re.M) else 'out_dir'   # 08_predict reads it, 05_stage2 writes there
+            cells.append(_cell('code', f"{name} = {str(Path(demo_run).resolve())!r}  # tools/docs.py --demo-run",
                                ['remove-cell']))
     if toc:
         cells.append(_cell('markdown', '```{toctree}\n:hidden:\n:maxdepth: 1\n\n' + '\n'.join(toc) + '\n```'))
@@ -109,8 +111,8 @@ if __name__ == '__main__':
     ap.add_argument('--quick', action='store_true', help='do not run #| slow and #| cuda cells')
     ap.add_argument('--clean', action='store_true', help=f'forget the execution cache and staging ({BUILD.name}/) first')
     ap.add_argument('--demo-run', default=None,
-                    help="a finished `mrdino demo --out RUN` folder: 05_stage2's main job reuses its steps instead of "
-                         "running them again (the page then shows that run's Tab. 3a)")
+                    help="a finished `mrdino demo --out RUN` folder: 05_stage2's main job and 08_predict's demo reuse its "
+                         "steps instead of running them again (the pages then show that run's Tab. 3a)")
     a = ap.parse_args()
     if a.demo_run and not (Path(a.demo_run) / 'results.json').exists():
         sys.exit(f"--demo-run {a.demo_run}: no results.json there; run `.venv/bin/mrdino demo --out {a.demo_run}` first")
