@@ -12,9 +12,9 @@ import cv2, numpy as np
 from .data import read_source, atomic_write, clean_stale_tmp, label_to_rgb, BadFrameError, VideoSequence
 
 # %% auto 0
-__all__ = ['resolve_model', 'canvas_size', 'segment_frames', 'instance_scores', 'rle_encode', 'rle_decode', 'coco_annotations',
-           'frame_name', 'iter_selected', 'source_identity', 'id_palette', 'overlay_frame', 'write_overlay_video',
-           'predict', 'add_predict_command', 'read_predictions', 'prediction_view']
+__all__ = ['resolve_model', 'canvas_size', 'frame_windows', 'segment_frames', 'instance_scores', 'rle_encode', 'rle_decode',
+           'coco_annotations', 'frame_name', 'iter_selected', 'source_identity', 'id_palette', 'overlay_frame',
+           'write_overlay_video', 'predict', 'add_predict_command', 'read_predictions', 'prediction_view']
 
 # %% ../nbs/08_predict.ipynb 6
 def _variants()->dict:
@@ -94,6 +94,22 @@ def canvas_size(
     return tuple(r) if r else None
 
 # %% ../nbs/08_predict.ipynb 9
+def frame_windows(
+    cfg,                       # `DinosaurConfig` of the model
+    images:list,               # frames of one size, (h, w, 3) uint8 RGB
+    resize:str='preset',       # canvas rule (see `canvas_size`)
+)->tuple:                      # ((n_frames · n_windows, 3, crop, crop) float tensor in [0, 1], one `WindowLayout` per frame)
+    "The model inputs of several frames: on a protocol canvas that says so (kitti, tri_pd) prepared as `evaluate` and the reference prepare them."
+    import torch
+    from mrdino.dinosaur import to_images, cut_windows, reference_windows
+    from mrdino.metrics import PROTOCOLS
+    if resize in PROTOCOLS and PROTOCOLS[resize].reference_inputs:
+        wins, lays = zip(*[reference_windows(im, resize, cfg.crop) for im in images])
+        return torch.from_numpy(np.concatenate(wins)).permute(0, 3, 1, 2), list(lays)
+    h, w = images[0].shape[:2]
+    lays, wins = zip(*[cut_windows(im, cfg.crop, canvas_size(cfg, h, w, resize)) for im in images])
+    return to_images(np.concatenate(wins)), list(lays)
+
 def segment_frames(
     model,                     # `Dinosaur` (eval mode)
     images:list,               # frames of one size, (h, w, 3) uint8 RGB
@@ -106,17 +122,15 @@ def segment_frames(
 )->list:                       # per frame (canvas labels (H, W) int32, 0 = background; λ (nW, K) or None; WindowLayout)
     "Segment several frames with one forward pass over all their windows; per frame as `stage2.predict_frame`."
     import torch, torch.nn.functional as F
-    from mrdino.dinosaur import WindowPrediction, to_images, cut_windows
+    from mrdino.dinosaur import WindowPrediction
     from mrdino.stage2 import segment_windows
     cfg, dev = model.cfg, next(model.parameters()).device
-    h, w = images[0].shape[:2]
-    canvas = canvas_size(cfg, h, w, resize)
-    lays, wins = zip(*[cut_windows(im, cfg.crop, canvas) for im in images])
-    nW, K, g = len(wins[0]), cfg.n_slots, cfg.grid
+    x, lays = frame_windows(cfg, images, resize)
+    nW, K, g = len(lays[0].origins), cfg.n_slots, cfg.grid
     noise = torch.randn(nW, K, cfg.slot_dim, generator=torch.Generator().manual_seed(seed))    # (nW, K, D) as predict_windows
     with torch.no_grad():
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-            o = model(model.encode(to_images(np.concatenate(wins)).to(dev)), noise=noise.repeat(len(images), 1, 1))
+            o = model(model.encode(x.to(dev)), noise=noise.repeat(len(images), 1, 1))
         masks, slots = o.masks.float().cpu(), o.slots.float()                                   # (B*nW, K, P), (B*nW, K, D)
         lam = head(slots).cpu().numpy() if head is not None else None                           # (B*nW, K)
     slots = slots.cpu().numpy()
@@ -359,6 +373,8 @@ def predict(
                     resize=resize, seed=seed, thr=thr if head is not None else None, merge_thr=merge_thr, every=every,
                     max_frames=max_frames, batch=batch, device=torch.device(dev).type, bf16_autocast=fast['bf16_autocast'],
                     overlays=overlays, layout=layout, source=ident)
+    from mrdino.metrics import PROTOCOLS
+    if resize in PROTOCOLS and PROTOCOLS[resize].reference_inputs: settings['pixels'] = 'reference'   # runs before this used uint8 windows
     settings = json.loads(json.dumps(settings))
     rj = out / 'run.json'
     if rj.exists():

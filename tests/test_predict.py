@@ -157,3 +157,28 @@ def test_bad_frame_reported_and_skipped(job, frames, tmp_path, capsys):
     assert [i['frame_index'] for i in coco['images']] == [0, 1, 2, 4, 5]
     cap = cv2.VideoCapture(str(tmp_path / 'out' / 'overlays' / 'frames.mp4'))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def test_predict_on_a_protocol_canvas_prepares_windows_as_evaluate(one_thread):
+    # `predict --resize kitti` must feed the model what `evaluate` (and the authors' release) feeds it: the float,
+    # non-antialiased bicubic resize of `reference_windows`, not mrdino's resize through uint8 (which rounds every
+    # pixel to 1/255); other canvases keep mrdino's own windows
+    import torch
+    from mrdino.dinosaur import Dinosaur, DinosaurConfig, predict_windows, reference_windows, cut_windows, to_images
+    from mrdino.predict import frame_windows, segment_frames
+    cfg = DinosaurConfig.preset('kitti', encoder_weights='random', n_slots=3, decoder_hidden=16,
+                                encoder_arch=dict(embed_dim=16, depth=1, num_heads=2))
+    rng = np.random.default_rng(1)
+    imgs = [rng.integers(0, 255, (750, 2484, 3), dtype=np.uint8) for _ in range(2)]   # twice KITTI's size
+    x, lays = frame_windows(cfg, imgs, 'kitti')
+    want = np.concatenate([reference_windows(im, 'kitti', 378)[0] for im in imgs])    # (8, 378, 378, 3)
+    np.testing.assert_array_equal(x.permute(0, 2, 3, 1).numpy(), want)
+    assert len(lays) == 2 and lays[0].origins == [(0, -126), (0, 252), (0, 630), (0, 1008)]
+    mine = to_images(np.concatenate([cut_windows(im, 378, (378, 1260))[1] for im in imgs]))
+    assert not torch.equal(mine, x)                                   # the two preparations do differ on this image
+    torch.testing.assert_close(frame_windows(cfg, imgs, 'preset')[0], mine, rtol=0, atol=0)
+    torch.manual_seed(0)
+    model = Dinosaur(cfg).eval()                                      # and segment_frames runs on them end to end
+    (lab, lam, lay), = segment_frames(model, imgs[:1], None, resize='kitti', seed=2, merge_thr=None)
+    ref = predict_windows(model, imgs[0], seed=2, merge_thr=None, protocol='kitti')
+    assert lam is None and lay.origins == ref.layout.origins and lab.shape == (378, 1260)

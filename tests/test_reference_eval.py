@@ -115,3 +115,20 @@ def test_cli_evaluate_reference_ckpt_on_kitti2015(tmp_path, monkeypatch, capsys)
     out = capsys.readouterr().out
     assert rc == 0 and 'DINOSAUR / stage 1, no head' in out and 'dinov2_tiny_pretrain.pth' in out
     assert json.loads((tmp_path / 'e3' / 'metrics.json').read_text())['n_images'] == 2
+
+
+def test_predict_with_a_reference_ckpt_on_the_kitti_canvas(tmp_path, monkeypatch):
+    # `mrdino predict RUN.ckpt VIDEO OUT --resize kitti` segments with the release's input preparation, and a run
+    # folder written before that (no 'pixels' record) is not taken for a finished run of it
+    from mrdino.predict import predict
+    monkeypatch.setitem(PRESETS, 'kitti', dict(PRESETS['kitti'], encoder='vit_small_patch14_dinov2', encoder_arch=TINY))
+    ck = save_ckpt(tmp_path / 'kitti_mr_stage2.ckpt', {**ref_state_dict(patches=27 * 27), **{ENC + k: v for k, v in hub_state_dict().items()}})
+    frames = tmp_path / 'frames'; frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2): cv2.imwrite(str(frames / f'{i:06d}.png'), rng.integers(0, 255, (375, 1242, 3), dtype=np.uint8))
+    rec = predict(str(ck), str(frames), tmp_path / 'out', resize='kitti', overlays=False, progress=False)
+    assert rec['status'] == 'done' and rec['settings']['pixels'] == 'reference'
+    rj = tmp_path / 'out' / 'run.json'
+    old = json.loads(rj.read_text()); del old['settings']['pixels']; rj.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r'other settings \(differing: pixels\)'):
+        predict(str(ck), str(frames), tmp_path / 'out', resize='kitti', overlays=False, progress=False)
