@@ -1,5 +1,5 @@
 """The main job's default world ('objects'): its pseudo-labels are good enough to teach, the world parameter picks
-videos and stand-in, and on the full main job stage 2 keeps helping by a margin derived from 6 runs (slow: one
+videos and stand-in, and on the full main job stage 2 keeps helping by a margin derived from 8 runs (slow: one
 full main job, about 5 CPU-minutes; run with MRDINO_TEST_FLAGS=slow)."""
 import os
 import pytest
@@ -16,11 +16,13 @@ def test_pseudolabels_of_the_objects_world_teach(one_thread):
     assert r['frames'] >= 20
     assert r['moving']['f1_50'] >= 0.60, r['moving']
 
-# F1@50 (%) of the full main job (`mrdino demo -p seed S`, world 'objects', defaults) for training seeds 0, 1, 2,
-# measured on a 2-core box: (DINOSAUR, + stage 1, + stage 2). The job runs the synthetic preset on one torch thread
-# (05_stage2 and the README quote those rows); the same seeds on two threads, the job's setting before, end
-# elsewhere (summation order changes every step of these small trainings): six runs, the spread a margin must allow.
+# F1@50 (%) of the full main job (`mrdino demo -p seed S`, world 'objects', defaults) measured on a 2-core box:
+# (DINOSAUR, + stage 1, + stage 2). The job runs the synthetic preset on one torch thread; 05_stage2 and the README
+# quote seeds 0-2 (seeds 3 and 4 were run after that setting was chosen, as a check). The same seeds 0-2 on two
+# threads, the job's setting before, end elsewhere (summation order changes every step of these small trainings):
+# eight runs, the spread a margin must allow.
 MEASURED = {(1, 0): (16.9, 21.3, 55.5), (1, 1): (1.5, 12.7, 39.7), (1, 2): (15.1, 8.9, 36.1),   # (threads, seed)
+            (1, 3): (8.8, 19.6, 49.0), (1, 4): (1.5, 9.8, 34.8),
             (2, 0): (12.5, 14.8, 39.3), (2, 1): (0.9, 9.9, 30.9), (2, 2): (11.8, 9.5, 26.6)}
 
 def margin(a, b):
@@ -30,14 +32,14 @@ def margin(a, b):
     return max(3.0, statistics.mean(g) - 3 * statistics.stdev(g))
 
 ROW = dict(dinosaur=0, stage1=1, stage2=2)
-# stage 2 over DINOSAUR (gains 38.6, 38.2, 21.0, 26.8, 30.0, 14.8: mean 28.2 - 3 sd 28.3 < 0 -> 3) and over stage 1
-# (34.2, 27.0, 27.2, 24.5, 21.0, 17.1: mean 25.2 - 3 sd 17.6 = 7.6). Stage 1 alone is not asserted: its gain changes
-# sign across runs (+4.4, +11.2, -6.2, +2.3, +9.0, -2.3).
+# stage 2 over DINOSAUR (gains 38.6, 38.2, 21.0, 40.2, 33.3, 26.8, 30.0, 14.8: mean 30.4 - 3 sd 27.2 = 3.1) and over
+# stage 1 (34.2, 27.0, 27.2, 29.4, 25.0, 24.5, 21.0, 17.1: mean 25.7 - 3 sd 15.5 = 10.1). Stage 1 alone is not
+# asserted: its gain changes sign across runs (+4.4, +11.2, -6.2, +10.8, +8.3, +2.3, +9.0, -2.3).
 PAIRS = [('dinosaur', 'stage2'), ('stage1', 'stage2')]
 
 def test_margins_follow_from_the_seeds():
-    assert round(margin(ROW['dinosaur'], ROW['stage2']), 1) == 3.0
-    assert round(margin(ROW['stage1'], ROW['stage2']), 1) == 7.6
+    assert round(margin(ROW['dinosaur'], ROW['stage2']), 1) == 3.1
+    assert round(margin(ROW['stage1'], ROW['stage2']), 1) == 10.1
 
 @pytest.mark.skipif(not SLOW, reason='a full main job: set MRDINO_TEST_FLAGS=slow')
 def test_each_stage_helps_on_the_objects_world(tmp_path, one_thread):
