@@ -18,8 +18,8 @@ __all__ = ['WORLDS', 'IMAGE_EXTS', 'VIDEO_EXTS', 'KITTI_OBJECT_CLASSES', 'EVAL_S
            'warp_back', 'WorldConfig', 'make_objects_video', 'make_world_video', 'make_world_dataset', 'world_size',
            'read_rgb', 'read_label_png', 'FileSequence', 'VideoSequence', 'read_folder', 'read_video', 'oxts_speed',
            'read_kitti_raw', 'kitti_objects', 'read_kitti_instances', 'read_tripd', 'read_synth', 'read_movi',
-           'read_source', 'write_png', 'atomic_write', 'clean_stale_tmp', 'progress_mode', 'progress_bar', 'png_html',
-           'with_snapshot', 'input_identity', 'identity_digest', 'identity_changes']
+           'read_source', 'write_png', 'atomic_write', 'remove_stale_tmp', 'clean_stale_tmp', 'progress_mode',
+           'progress_bar', 'png_html', 'with_snapshot', 'input_identity', 'identity_digest', 'identity_changes']
 
 # %% ../nbs/00_data.ipynb 5
 @dataclass
@@ -825,18 +825,29 @@ def atomic_write(
     except BaseException:
         tmp.unlink(missing_ok=True); raise
 
+def remove_stale_tmp(
+    folder:str|Path,       # where to look
+    pattern:str,           # regex of a whole temporary name, with a group `pid` and optionally `host` (absent: this host)
+    recursive:bool=False,  # also below `folder`
+)->list:                   # names removed
+    "Remove temporary files or folders whose writer no longer runs on this host (a killed run); a live writer's stay."
+    import shutil
+    host, gone = socket.gethostname(), []
+    for p in (Path(folder).rglob if recursive else Path(folder).glob)('.*'):
+        m = re.fullmatch(pattern, p.name)
+        if not m or (m.groupdict().get('host') or host) != host: continue
+        try: os.kill(int(m['pid']), 0); continue          # the writer still runs
+        except ProcessLookupError: pass
+        except PermissionError: continue                  # a live process of another user
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        gone.append(p.name)
+    return gone
+
 def clean_stale_tmp(
     root, # folder searched recursively
 )->int:   # number of files removed
-    "Remove the temporary files of `atomic_write` left under `root` by dead processes of this host."
-    host, n = socket.gethostname(), 0
-    for p in Path(root).rglob('.*.tmp'):
-        m = re.match(rf'\..*\.{re.escape(host)}-(\d+)\.tmp$', p.name)
-        if not m: continue
-        try: os.kill(int(m.group(1)), 0)
-        except ProcessLookupError: p.unlink(missing_ok=True); n += 1
-        except PermissionError: pass
-    return n
+    "Remove the temporary files of `atomic_write` (and `.tmp.mp4` videos named the same way) left under `root` by dead processes of this host."
+    return len(remove_stale_tmp(root, rf'\..*\.{re.escape(socket.gethostname())}-(?P<pid>\d+)\.tmp(?:\.mp4)?', recursive=True))
 
 # %% ../nbs/00_data.ipynb 71
 _LINE_FORMAT = ('{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}, {rate_fmt}]',  # no bar, no width cut
@@ -874,8 +885,9 @@ def progress_bar(
     if mode == 'widget': from tqdm.notebook import tqdm
     else: from tqdm.std import tqdm
     if mode == 'lines':
+        total = kwargs.get('total') or (len(iterable) if hasattr(iterable, '__len__') else None)
         kwargs.update(file=_Lines(kwargs.get('file') or sys.stderr), mininterval=every, maxinterval=max(every, 10),
-                      leave=True, bar_format=_LINE_FORMAT[kwargs.get('total', len(iterable) if hasattr(iterable, '__len__') else None) is None])
+                      leave=True, bar_format=_LINE_FORMAT[total is None])
         return _lines_tqdm()(iterable, **kwargs)
     return tqdm(iterable, **kwargs)
 

@@ -19,15 +19,15 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGE
            'REF_ENCODER_PREFIX', 'DinosaurConfig', 'say', 'build_vit', 'read_state_dict', 'weights_layout',
            'to_timm_layout', 'resample_pos_grid', 'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2',
            'sincos_pos_grid', 'build_encoder', 'FilterBankStandin', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput',
-           'Dinosaur', 'FrameSet', 'take_view', 'to_images', 'cache_views', 'remove_stale_tmp', 'FeatureCache',
-           'feature_caches', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state', 'find_checkpoint',
-           'checkpoint_problem', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout',
-           'merge_window_slots', 'join_windows', 'WindowPrediction', 'reference_windows', 'predict_windows',
-           'cut_windows', 'reference_key', 'read_reference_checkpoint', 'load_reference_checkpoint']
+           'Dinosaur', 'FrameSet', 'take_view', 'to_images', 'cache_views', 'FeatureCache', 'feature_caches',
+           'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state', 'find_checkpoint', 'checkpoint_problem',
+           'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows',
+           'WindowPrediction', 'reference_windows', 'predict_windows', 'cut_windows', 'reference_key',
+           'read_reference_checkpoint', 'load_reference_checkpoint']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
-from .data import atomic_write, clean_stale_tmp
+from .data import atomic_write, clean_stale_tmp, remove_stale_tmp
 from safetensors.torch import load_file as _st_load, save_file as _st_save
 
 # %% ../nbs/03_dinosaur.ipynb 6
@@ -518,23 +518,10 @@ def cache_views(
     return [(y, x, f) for y in ys for x in xs for f in ((False, True) if hflip else (False,))]
 
 # %% ../nbs/03_dinosaur.ipynb 43
-def remove_stale_tmp(
-    folder:str|Path, # folder whose entries are checked (not recursive)
-    pattern:str,     # regex of the names, with a group `pid` and optionally `host`
-)->list:             # names removed
-    "Remove temporary files/folders of writers that are no longer running on this host (killed runs)."
-    import re, socket
-    gone = []
-    for p in Path(folder).glob('.tmp*'):
-        m = re.fullmatch(pattern, p.name)
-        if not m or (m.groupdict().get('host') or socket.gethostname()) != socket.gethostname(): continue
-        try: os.kill(int(m['pid']), 0); continue          # the writer still runs
-        except ProcessLookupError: pass
-        except PermissionError: continue                  # a live process of another user
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        gone.append(p.name)
+def _remove_stale(folder:Path, pattern:str):
+    "`remove_stale_tmp`, saying what it removed."
+    gone = remove_stale_tmp(folder, pattern)
     if gone: say(f"removed {len(gone)} leftover temporary file(s) of killed runs in {folder}: {', '.join(gone[:3])}")
-    return gone
 
 def _allocate_npy(path:Path, shape:tuple, dtype):
     "A .npy of zeros whose blocks are allocated now: a full disk is an OSError naming `path` here, not a SIGBUS in a memmap later."
@@ -571,7 +558,7 @@ class FeatureCache:
         self.key = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
         self.dir = Path(root) / self.key
         self.dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_tmp(self.dir, r'\.tmp(?P<pid>\d+)_.*')     # files of a killed build
+        _remove_stale(self.dir, r'\.tmp(?P<pid>\d+)_.*')        # files of a killed build
         shape, fp, dp = tuple(meta['shape']), self.dir / 'feats.npy', self.dir / 'done.npy'
         if not fp.exists():
             need = int(np.prod(shape)) * 2
@@ -667,7 +654,7 @@ def write_checkpoint(
     "Create a checkpoint folder atomically (filled under a temporary name, then renamed); update `latest`."
     root = Path(out_dir) / 'ckpt'; root.mkdir(parents=True, exist_ok=True)
     import socket
-    remove_stale_tmp(root, r'\.tmp_step_\d+_(?:(?P<host>.+)-)?(?P<pid>\d+)')   # left by killed writers
+    _remove_stale(root, r'\.tmp_step_\d+_(?:(?P<host>.+)-)?(?P<pid>\d+)')       # left by killed writers
     clean_stale_tmp(root)                                                        # and `atomic_write` temporaries
     final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{socket.gethostname()}-{os.getpid()}'
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2, numpy as np
 
-from .data import read_source, atomic_write, clean_stale_tmp, label_to_rgb, BadFrameError, VideoSequence
+from .data import read_source, atomic_write, clean_stale_tmp, label_to_rgb, BadFrameError, VideoSequence, _tmp_name
 
 # %% auto 0
 __all__ = ['resolve_model', 'canvas_size', 'frame_windows', 'segment_frames', 'instance_scores', 'rle_encode', 'rle_decode',
@@ -274,7 +274,7 @@ def write_overlay_video(
 )->int:                        # frames written
     "Write frames to an MP4 with OpenCV's VideoWriter (mp4v), atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
+    tmp = path.with_name(_tmp_name(path).name + '.mp4')          # .NAME.HOST-PID.tmp.mp4: `clean_stale_tmp` knows it
     vw, n = None, 0
     try:
         for f in frames:
@@ -287,15 +287,6 @@ def write_overlay_video(
         if vw is not None: vw.release()
         tmp.unlink(missing_ok=True); raise
     return n
-
-def _clean_stale_videos(root:Path):
-    "Remove temporary overlay videos of dead processes."
-    for p in Path(root).rglob('.*.tmp.mp4'):
-        m = re.match(r'.*\.(\d+)\.tmp\.mp4$', p.name)
-        if not m: continue
-        try: os.kill(int(m.group(1)), 0)
-        except ProcessLookupError: p.unlink(missing_ok=True)
-        except PermissionError: pass
 
 # %% ../nbs/08_predict.ipynb 24
 def _png(a:np.ndarray)->bytes:
@@ -346,7 +337,7 @@ def predict(
     progress:bool=True,        # tqdm bar (frames/s)
 )->dict:                       # the content of run.json
     "Segment every (n-th) frame of a source: masks/*.png (16-bit ids), coco.json, overlays/*.mp4, run.json."
-    from tqdm.auto import tqdm
+    from mrdino.data import progress_bar
     from mrdino.dinosaur import window_layout, _fast_paths, say
     for k, v in dict(every=every, batch=batch).items():
         if int(v) < 1: raise ValueError(f"{k}={v}: must be a positive integer")
@@ -389,7 +380,7 @@ def predict(
             say(f"predict: {out} is finished ({prev['frames']['written']} frames); nothing to do", name='predict')
             return prev
     out.mkdir(parents=True, exist_ok=True)
-    clean_stale_tmp(out); _clean_stale_videos(out)
+    clean_stale_tmp(out)                                   # temporaries (files, overlay videos) of a killed run
     protocol = dict(resize=resize, seed=seed, thr=settings['thr'], merge_thr=merge_thr, sequences={})
     for s, idx in plan:
         h, w = s.size
@@ -407,7 +398,7 @@ def predict(
     batches = [(s, k, idx[k * batch:(k + 1) * batch]) for s, idx in plan for k in range(-(-len(idx) // batch))]
     todo = [b for b in batches if not (parts(b[0]) / f"{b[1]:06d}.json").exists()]
     total = sum(len(idx) for _, idx in plan)
-    bar = tqdm(total=total, initial=total - sum(len(b[2]) for b in todo), unit='frame', desc='predict', disable=not progress, smoothing=0.1)
+    bar = progress_bar(total=total, initial=total - sum(len(b[2]) for b in todo), unit='frame', desc='predict', disable=not progress, smoothing=0.1)
     n_run, t_run = 0, time.time()
     for s, _ in plan:
         mine = [(k, idx) for q, k, idx in todo if q is s]
