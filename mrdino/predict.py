@@ -235,15 +235,11 @@ def iter_selected(
 def source_identity(
     source,                    # what `read_source` opened
     seqs:list,                 # its sequences
-)->dict:                       # path, and per sequence: name, frames, size of the files (bytes) and newest mtime
-    "What the predictions were made from, cheap to recompute (file sizes and times, not contents)."
-    out = dict(source=str(Path(source).resolve()) if Path(str(source)).exists() else str(source), sequences=[])
-    for s in seqs:
-        files = getattr(s, 'paths', None) or ([s.path] if getattr(s, 'path', None) else [])
-        st = [Path(f).stat() for f in files]
-        out['sequences'].append(dict(name=s.name, frames=len(s), bytes=sum(x.st_size for x in st),
-                                     mtime=max((int(x.st_mtime) for x in st), default=None)))
-    return out
+)->dict:                       # path, and per sequence: name, frames, digest of its `mrdino.data.input_identity`
+    "What the predictions were made from, cheap to recompute (each file's size, time and first and last bytes)."
+    from mrdino.data import input_identity, identity_digest
+    return dict(source=str(Path(source).resolve()) if Path(str(source)).exists() else str(source),
+                sequences=[dict(name=s.name, frames=len(s), digest=identity_digest(input_identity(s))) for s in seqs])
 
 # %% ../nbs/08_predict.ipynb 20
 def id_palette(

@@ -667,6 +667,11 @@ def pseudolabel_quality(
     return {'moving': evaluate_masks(preds, gm), 'all': evaluate_masks(preds, ga), 'frames': len(preds),
             'seconds_per_frame': float(np.mean(secs)) if secs else float('nan')}
 
+def _image_f1(sc:dict)->float:
+    "F1@50 of one image from `image_scores` counts (nothing to find and nothing predicted: 1)."
+    den = sc['n_pred'] + sc['n_gt']
+    return 2 * sc['tp'] / den if den else 1.0
+
 def quality_cases(
     videos,                         # synthetic videos (`make_street_video`)
     flow='gt',                      # 'gt' or a `mrdino.flow` backend name
@@ -680,8 +685,7 @@ def quality_cases(
     cases = []
     for i, t, pred, gm, _, _ in _quality_frames(videos, flow, cfg, every, flow_kw):
         sc = image_scores(pred, gm)
-        den = sc['n_pred'] + sc['n_gt']
-        cases.append(dict(video=i, frame=t, f1=2 * sc['tp'] / den if den else 1.0, tp=sc['tp'], n_pred=sc['n_pred'],
+        cases.append(dict(video=i, frame=t, f1=_image_f1(sc), tp=sc['tp'], n_pred=sc['n_pred'],
                           n_gt=sc['n_gt'], image=videos[i].frames[t], pred=pred, gt_moving=gm))
     cases.sort(key=lambda c: -c['f1'])                          # stable: ties keep video/frame order
     return cases[:n] + cases[max(n, len(cases) - n):]
@@ -755,8 +759,7 @@ class ThresholdExplorer:
         if self.gt is not None:
             from mrdino.metrics import image_scores
             sc = image_scores(self.instances, self.gt)
-            den = sc['n_pred'] + sc['n_gt']
-            self.f1, self.tp, self.n_gt = (2 * sc['tp'] / den if den else 1.0), sc['tp'], sc['n_gt']
+            self.f1, self.tp, self.n_gt = _image_f1(sc), sc['tp'], sc['n_gt']
         col = label_to_rgb(self.instances).astype(np.float32)
         img = self.image if self.image.ndim == 3 else np.repeat(self.image[..., None], 3, -1)
         a = (self.instances > 0)[..., None] * 0.55

@@ -405,8 +405,6 @@ class MainJob:
             v = str(getattr(self, name))
             if not v.startswith('synthetic') and not Path(v).exists():
                 raise FileNotFoundError(f"{name}={v!r} does not exist: give a video, a folder of frames, a dataset root, or 'synthetic:N'")
-        if self.encoder_weights and not Path(self.encoder_weights).exists():
-            raise FileNotFoundError(f"encoder_weights={self.encoder_weights!r} does not exist")
         if self.preset != 'synthetic' and not self.encoder_weights:
             raise ValueError(f"preset {self.preset!r} needs DINOv2 weights: pass encoder_weights=<dinov2_vitb14_pretrain.pth or model.safetensors>")
         if self.world not in WORLDS: raise ValueError(f"world={self.world!r}: choose one of {WORLDS}")

@@ -182,3 +182,19 @@ def test_predict_on_a_protocol_canvas_prepares_windows_as_evaluate(one_thread):
     (lab, lam, lay), = segment_frames(model, imgs[:1], None, resize='kitti', seed=2, merge_thr=None)
     ref = predict_windows(model, imgs[0], seed=2, merge_thr=None, protocol='kitti')
     assert lam is None and lay.origins == ref.layout.origins and lab.shape == (378, 1260)
+
+
+def test_a_changed_source_frame_is_not_taken_for_the_finished_run(job, frames, tmp_path):
+    # a frame replaced by another image of the same byte size, its time set back: sizes and times alone would call
+    # the source unchanged; its bytes differ, so the finished run is not reused for it
+    import os
+    from mrdino.predict import predict
+    src = folder(frames[:3], tmp_path / 'frames')
+    predict(str(job), str(src), tmp_path / 'pred', variant='dinosaur', overlays=False, progress=False)
+    f = src / '000001.png'
+    st, data = f.stat(), bytearray(f.read_bytes())
+    data[-20] ^= 0xFF                                               # one byte inside the last chunk: same size
+    f.write_bytes(bytes(data)); os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
+    with pytest.raises(ValueError, match=r'other settings \(differing: source\)'):
+        predict(str(job), str(src), tmp_path / 'pred', variant='dinosaur', overlays=False, progress=False)
