@@ -458,13 +458,6 @@ def predict(
     return rec
 
 # %% ../nbs/08_predict.ipynb 39
-def _positive(s:str)->int:
-    "argparse type: an integer ≥ 1."
-    try: v = int(s)
-    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
-    if v < 1: raise argparse.ArgumentTypeError(f"{v} must be at least 1")
-    return v
-
 def _predict_cmd(a)->int:
     "Handler of `mrdino predict`."
     for what, p in (('model', a.model), ('source', a.source), ('encoder weights', a.encoder_weights)):
@@ -477,20 +470,22 @@ def _predict_cmd(a)->int:
 def add_predict_command(
     sub,                       # the subparsers of the `mrdino` parser
 )->argparse.ArgumentParser:    # the `predict` parser
-    "Register `mrdino predict MODEL SOURCE OUT`."
+    "Register `mrdino predict MODEL SOURCE OUT` (options checked by the argument types the other subcommands use)."
+    from mrdino.cli import _int_from, _device, _file, LAYOUTS, PROTOCOLS
+    _positive = _int_from(1)
     s = sub.add_parser('predict', help='segment every frame of a video, folder or dataset: 16-bit masks, COCO, overlay videos (OUT/run.json says what ran)')
     s.add_argument('model', help='main-job folder (mrdino demo --out), stage-2 run folder, DINOSAUR/stage-1 run folder, or a reference .ckpt of the authors (with --encoder-weights if it holds no encoder)')
     s.add_argument('source', help="video file, folder of frames or videos, KITTI/TRI-PD/MOVi-E root, or 'synthetic[:N]'")
     s.add_argument('out', help='output folder, never inside SOURCE; a rerun resumes a killed run')
     s.add_argument('--every', type=_positive, default=1, metavar='N', help='segment every N-th frame of each sequence (default 1: all)')
     s.add_argument('--max-frames', type=_positive, default=None, metavar='N', help='stop after N frames in all, in source order (default: all)')
-    s.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda if available, else cpu)')
+    s.add_argument('--device', type=_device, default=None, help='cpu, cuda or cuda:N (default: cuda if available, else cpu)')
     s.add_argument('--batch', type=_positive, default=8, metavar='N', help='frames whose windows go through the model together (default 8)')
-    s.add_argument('--encoder-weights', default=None, metavar='FILE', help='DINOv2 weight file overriding the one the checkpoint names')
+    s.add_argument('--encoder-weights', type=_file, default=None, metavar='FILE', help='DINOv2 weight file overriding the one the checkpoint names')
     s.add_argument('--variant', default='stage2', help='main-job folder: stage2 (MR-DINOSAUR, default), dinosaur, stage1, only_stage2, no_drop_loss')
-    s.add_argument('--resize', default='preset', help="canvas: preset (the model's, if the aspect ratio fits), short (short side -> crop), or a protocol: kitti, tri_pd, ...")
+    s.add_argument('--resize', default='preset', choices=('preset', 'short', *PROTOCOLS), help="canvas: preset (the model's, if the aspect ratio fits), short (short side -> crop), or a protocol: kitti, tri_pd, ...")
     s.add_argument('--no-overlays', action='store_true', help='do not write overlays/<sequence>.mp4')
-    s.add_argument('--layout', default='auto', help='source layout: auto, folder, video, kitti_raw, kitti2015, tripd, movi, synthetic')
+    s.add_argument('--layout', default='auto', choices=LAYOUTS, help='how SOURCE is laid out (auto: recognised)')
     s.set_defaults(fn=_predict_cmd)
     return s
 

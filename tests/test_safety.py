@@ -209,6 +209,11 @@ def _cli(argv, capsys):
     (['evaluate', 'CK', 'DATA', '--out', 'OUT', '--protocol', 'kity'], "argument --protocol: invalid choice"),
     (['train-dinosaur', '--out', 'OUT', '--device', 'tpu'], "argument --device: 'tpu' is not a device"),
     (['synth', 'OUT', '--frames', '1'], "argument --frames: 1 is out of range (allowed: >= 2)"),
+    (['predict', 'SRC', 'synthetic:1', 'OUT', '--device', 'tpu'], "argument --device: 'tpu' is not a device"),
+    (['predict', 'SRC', 'synthetic:1', 'OUT', '--layout', 'folders'], "argument --layout: invalid choice: 'folders'"),
+    (['predict', 'SRC', 'synthetic:1', 'OUT', '--resize', 'kity'], "argument --resize: invalid choice: 'kity'"),
+    (['predict', 'SRC', 'synthetic:1', 'OUT', '--encoder-weights', 'none.pth'], "argument --encoder-weights: 'none.pth' is not a file"),
+    (['predict', 'SRC', 'synthetic:1', 'OUT', '--batch', '0'], "argument --batch: 0 is out of range (allowed: >= 1)"),
 ])
 def test_cli_options_validated_up_front(tmp_path, capsys, monkeypatch, argv, msg):
     monkeypatch.chdir(tmp_path)
