@@ -22,7 +22,7 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGE
            'Dinosaur', 'FrameSet', 'take_view', 'to_images', 'cache_views', 'FeatureCache', 'feature_caches',
            'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state', 'find_checkpoint', 'checkpoint_problem',
            'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows',
-           'WindowPrediction', 'reference_windows', 'predict_windows', 'cut_windows', 'reference_key',
+           'WindowPrediction', 'reference_windows', 'predict_windows', 'preset_canvas', 'cut_windows', 'reference_key',
            'read_reference_checkpoint', 'load_reference_checkpoint']
 
 # %% ../nbs/03_dinosaur.ipynb 3
@@ -1044,11 +1044,17 @@ def predict_windows(
         wins, lay = reference_windows(image, protocol, cfg.crop)
         x = torch.from_numpy(wins).permute(0, 3, 1, 2)                      # (nW, 3, crop, crop) float in [0, 1]
         return _predict(model, x, lay, (h, w), seed, merge_thr, batch, merge_mode)
-    if isinstance(resize, str):
-        r = cfg.resize
-        resize = tuple(r) if r and abs((w / h) / (r[1] / r[0]) - 1) < 0.05 else None
+    if isinstance(resize, str): resize = preset_canvas(cfg, h, w)
     lay, wins = cut_windows(image, cfg.crop, resize)
     return _predict(model, to_images(wins), lay, (h, w), seed, merge_thr, batch, merge_mode)
+
+def preset_canvas(
+    cfg:DinosaurConfig,  # the model's settings
+    h:int, w:int,        # frame size
+)->tuple|None:           # (H, W), or None: short side -> crop, aspect kept
+    "The model's preset canvas when the frame's aspect ratio matches it within 5 %, else None."
+    r = cfg.resize
+    return tuple(r) if r and abs((w / h) / (r[1] / r[0]) - 1) < 0.05 else None
 
 def cut_windows(
     image:np.ndarray,   # (h, w, 3) uint8 RGB

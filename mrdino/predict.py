@@ -84,9 +84,8 @@ def canvas_size(
     resize:str='preset',       # 'preset': the model's resize if the aspect ratio matches within 5 %; 'short': short side -> crop; or a `mrdino.metrics.PROTOCOLS` name
 )->tuple|None:                 # (H, W) canvas, or None (short side -> crop)
     "The canvas a frame is resized to before it is cut into windows (the rule of `predict_windows`)."
-    if resize == 'preset':
-        r = cfg.resize
-        return tuple(r) if r and abs((w / h) / (r[1] / r[0]) - 1) < 0.05 else None
+    from mrdino.dinosaur import preset_canvas
+    if resize == 'preset': return preset_canvas(cfg, h, w)
     if resize == 'short': return None
     from mrdino.metrics import PROTOCOLS
     if resize not in PROTOCOLS: raise ValueError(f"resize {resize!r}: use 'preset', 'short' or a protocol of mrdino.metrics ({', '.join(PROTOCOLS)})")
