@@ -42,6 +42,10 @@ def test_prepare_quick_and_demo_run(tmp_path):
     i = next(i for i, c in enumerate(cells) if 'parameters' in c['metadata'].get('tags', []))
     assert src(cells[i + 1]).startswith(f"out_dir = {str((tmp_path / 'run').resolve())!r}")   # after the parameters, as papermill
     assert cells[i + 1]['metadata']['tags'] == ['remove-cell']
+    reader = CELLS[:-1] + [('code', "demo_run = ''   # a finished demo run", {'tags': ['parameters']})]   # as 08_predict
+    cells = json.loads(docs.prepare(_nb(tmp_path, reader), demo_run=tmp_path / 'run'))['cells']
+    i = next(i for i, c in enumerate(cells) if 'parameters' in c['metadata'].get('tags', []))
+    assert src(cells[i + 1]).startswith(f"demo_run = {str((tmp_path / 'run').resolve())!r}")
 
 def test_index_lists_every_notebook_in_order(tmp_path):
     names = docs.stage(tmp_path, quick=True)
