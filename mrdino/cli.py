@@ -29,21 +29,22 @@ def _synth(a):
         print(f"{d}: {len(v)} frames {v.cfg.width}×{v.cfg.height}")
 
 def _info(a):
-    "List the sequences of a dataset and check that every frame decodes."
-    from mrdino.data import read_source
+    "List the sequences of a dataset; with --check, decode every frame and report the bad ones (a line per run of them)."
+    from mrdino.data import read_source, summarize_skipped, BadFrameError
     seqs = read_source(a.source, a.layout)
-    total = bad = 0
-    for s in seqs:
+    n_seqs, total, bad, unusable = len(seqs), 0, 0, 0
+    while seqs:
+        s = seqs.pop(0)                          # let go of each one when done: generated videos are made one at a time
         n = len(s)
         if a.check:
             ok = sum(1 for _ in s.iter_frames(skip_bad=True)); bad += n - ok
-            for i, msg in s.skipped: print(f"  bad: {msg}")
-        h, w = s.size
-        gt = s[0].gt is not None
-        print(f"{s.name}: {n} frames, {w}×{h}{', annotated' if gt else ''}")
+            for line in summarize_skipped(s.skipped): print(f"  bad: {line}")
+        try: h, w = s.size; what = f"{w}×{h}{', annotated' if s.annotated else ''}"
+        except BadFrameError: what = 'no frame decodes'; unusable += 1
+        print(f"{s.name}: {n} frames, {what}")
         total += n
-    print(f"{len(seqs)} sequences, {total} frames" + (f", {bad} bad" if a.check else ''))
-    return 1 if bad else 0
+    print(f"{n_seqs} sequences, {total} frames" + (f", {bad} bad" if a.check else ''))
+    return 1 if bad or unusable else 0
 
 def _pseudolabel(a):
     "Pseudo-label every quasi-static frame of a dataset (resumable, shardable)."
@@ -69,8 +70,7 @@ def _flow(a):
 
 def _evaluate(a):
     "Segment an annotated dataset with a trained model and score it under a protocol."
-    from mrdino.data import progress_bar
-    from mrdino.data import read_source
+    from mrdino.data import progress_bar, read_source, summarize_skipped
     from mrdino.stage2 import load_trained, predict_frame
     from mrdino.metrics import evaluate_predictions
     model, head, desc = load_trained(a.checkpoint, a.head, a.encoder_weights, device=a.device)   # a run folder or a reference .ckpt
@@ -78,7 +78,7 @@ def _evaluate(a):
     preds, gts, names, ims = [], [], [], []
     for s in read_source(a.data):
         frames = [f for f in s.iter_frames(skip_bad=True) if f.gt is not None][::a.every]
-        for i, msg in s.skipped: print(f"skipped: {msg}")
+        for line in summarize_skipped(s.skipped): print(f"skipped: {line}")
         for f in progress_bar(frames, desc=s.name):
             preds.append(predict_frame(model, f.image, head, seed=a.seed, protocol=a.protocol)[0]); gts.append(f.gt)
             names.append(f"{s.name.replace('/', '_')}_{f.index:06d}"); ims.append(f.image)

@@ -4,22 +4,25 @@
 
 # %% ../nbs/00_data.ipynb 2
 from __future__ import annotations
-import os, re, math, socket, sys, hashlib, json, functools
-from dataclasses import dataclass, replace
+import os, re, math, socket, sys, hashlib, json, functools, sqlite3, time, warnings
+from dataclasses import dataclass, replace, fields
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import cv2
+import av
+import xxhash
 
 # %% auto 0
 __all__ = ['WORLDS', 'IMAGE_EXTS', 'VIDEO_EXTS', 'KITTI_OBJECT_CLASSES', 'EVAL_SEED', 'Frame', 'BadFrameError', 'Sequence',
            'StreetConfig', 'SyntheticVideo', 'make_street_video', 'make_street_dataset', 'flow_to_rgb', 'label_to_rgb',
            'warp_back', 'WorldConfig', 'make_objects_video', 'make_world_video', 'make_world_dataset', 'world_size',
-           'read_rgb', 'read_label_png', 'FileSequence', 'VideoSequence', 'read_folder', 'read_video', 'oxts_speed',
-           'read_kitti_raw', 'kitti_objects', 'read_kitti_instances', 'read_tripd', 'read_synth', 'read_movi',
-           'read_source', 'write_png', 'atomic_write', 'remove_stale_tmp', 'clean_stale_tmp', 'progress_mode',
-           'progress_bar', 'png_html', 'with_snapshot', 'input_identity', 'identity_digest', 'identity_changes']
+           'GeneratedVideo', 'read_rgb', 'read_label_png', 'FileSequence', 'VideoSequence', 'read_folder', 'read_video',
+           'oxts_speed', 'read_kitti_raw', 'kitti_objects', 'read_kitti_instances', 'read_tripd', 'read_synth',
+           'read_movi', 'read_source', 'write_png', 'summarize_skipped', 'atomic_write', 'remove_stale_tmp',
+           'clean_stale_tmp', 'progress_mode', 'progress_bar', 'png_html', 'with_snapshot', 'file_hashes',
+           'input_identity', 'identity_digest', 'identity_changes']
 
 # %% ../nbs/00_data.ipynb 5
 @dataclass
@@ -57,7 +60,7 @@ class Sequence:
             raise BadFrameError(f"{where} is {im.dtype}; frames must be 8-bit RGB (convert it, e.g. to 8-bit PNG)")
         if im.ndim != 3 or im.shape[2] != 3:
             raise BadFrameError(f"{where} has shape {im.shape}; expected (H, W, 3) RGB")
-        ref = self.size if f.index != self._size_from() else im.shape[:2]
+        ref = self.size
         if im.shape[:2] != ref:
             raise BadFrameError(f"{where} is {im.shape[1]}×{im.shape[0]}, the sequence is {ref[1]}×{ref[0]}: "
                                 "resize it to the sequence size or move it to its own folder")
@@ -70,6 +73,11 @@ class Sequence:
         "(H, W) of the sequence: that of its first decodable frame."
         self._size_from()
         return self._size
+
+    @property
+    def annotated(self)->bool:
+        "Do the frames carry ground-truth instance maps? (Its first decodable frame says.)"
+        return self.load(self._size_from()).gt is not None
 
     def _size_from(self)->int:
         "Index of the first frame that decodes (it defines the sequence size)."
@@ -589,7 +597,39 @@ def world_size(
     c = WorldConfig() if world == 'objects' else StreetConfig()
     return c.height, c.width
 
-# %% ../nbs/00_data.ipynb 47
+# %% ../nbs/00_data.ipynb 42
+_VIDEO_FIELDS = {f.name for f in fields(SyntheticVideo)} - {'name', 'cfg'} | {'camera_flow', 'moving_ids'}
+
+class GeneratedVideo(Sequence):
+    "A synthetic world video made on first use (`make_world_video`); its name, length and size are known before."
+    annotated = True                                     # every generated frame has its instance map
+    def __init__(self,
+        seed:int,               # random seed of `make_world_video`
+        world:str='street',     # one of `WORLDS`
+        **overrides,            # fields of the world's config
+    ):
+        if world not in WORLDS: raise ValueError(f"unknown world {world!r}: choose one of {WORLDS}")
+        self.seed, self.world, self.overrides = seed, world, overrides
+        self.cfg = replace(WorldConfig() if world == 'objects' else StreetConfig(), **overrides)
+        if self.cfg.n_frames < 2: raise ValueError(f"n_frames={self.cfg.n_frames}: a video needs at least 2 frames for forward flow")
+        self.name, self._video = f"{world}_{seed:03d}", None        # the name `make_world_video` gives it
+    def __len__(self): return self.cfg.n_frames
+    @property
+    def size(self)->tuple: return self.cfg.height, self.cfg.width
+    @property
+    def video(self)->SyntheticVideo:
+        "The `SyntheticVideo`, made now if it was not yet."
+        if self._video is None: self._video = make_world_video(self.seed, self.world, **self.overrides)
+        return self._video
+    def release(self):
+        "Drop the generated frames (the next use makes them again, identical)."
+        self._video = None
+    def load(self, i): return self.video.load(i)
+    def __getattr__(self, k):                            # frames, instances, flow, ..., camera_flow, moving_ids
+        if k in _VIDEO_FIELDS: return getattr(self.video, k)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {k!r}")
+
+# %% ../nbs/00_data.ipynb 50
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
 VIDEO_EXTS = ('.avi', '.mp4', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
 
@@ -604,13 +644,20 @@ def _truncated(buf:bytes)->bool:
     if buf[:8] == b'\x89PNG\r\n\x1a\n': return buf.rfind(b'IEND') < 8
     return False
 
+def _decode_image(buf:bytes, what:str, path)->np.ndarray:
+    "OpenCV's decoding of a file's bytes; `BadFrameError` naming `what` (file in sequence) and `path` when they hold no image."
+    if not buf: raise BadFrameError(f"{what} is an empty file, 0 bytes ({path}): re-export it or delete it")
+    try: im = None if _truncated(buf) else cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error: im = None                          # OpenCV refuses some malformed headers with an exception
+    if im is None: raise BadFrameError(f"{what} could not be decoded ({path}): the file is truncated or not an image; "
+                                       "re-export it or delete it")
+    return im
+
 def read_rgb(path, seq:str='?')->np.ndarray:
     "Read an image file as (H, W, 3) uint8 RGB (16-bit images scaled by 1/257); `BadFrameError` naming the file if it cannot be used."
     try: buf = Path(path).read_bytes()
     except OSError as e: raise BadFrameError(f"frame {Path(path).name} in {seq} cannot be read ({e})") from None
-    im = None if _truncated(buf) else cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
-    if im is None: raise BadFrameError(f"frame {Path(path).name} in {seq} could not be decoded ({path}): "
-                                       "the file is truncated or not an image; re-export it or delete it")
+    im = _decode_image(buf, f"frame {Path(path).name} in {seq}", path)
     if im.dtype == np.uint16: im = ((im.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)   # round(v / 257)
     if im.dtype != np.uint8: raise BadFrameError(f"frame {Path(path).name} in {seq} is {im.dtype} ({path}); "
                                                  "frames must be 8- or 16-bit integers: convert it")
@@ -621,13 +668,14 @@ def read_rgb(path, seq:str='?')->np.ndarray:
 
 def read_label_png(path, seq:str='?')->np.ndarray:
     "Read an annotation PNG (8- or 16-bit, single channel) as int32 without any rescaling."
-    a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if a is None: raise BadFrameError(f"annotation {Path(path).name} in {seq} could not be decoded ({path})")
+    try: buf = Path(path).read_bytes()
+    except OSError as e: raise BadFrameError(f"annotation {Path(path).name} in {seq} cannot be read ({e})") from None
+    a = _decode_image(buf, f"annotation {Path(path).name} in {seq}", path)
     if a.ndim == 3: raise BadFrameError(f"annotation {Path(path).name} in {seq} has {a.shape[2]} channels ({path}); "
                                         "expected a single-channel 8- or 16-bit label PNG")
     return a.astype(np.int32)
 
-# %% ../nbs/00_data.ipynb 48
+# %% ../nbs/00_data.ipynb 51
 class FileSequence(Sequence):
     "Frames stored as image files, with optional annotation files and camera speeds."
     def __init__(self, name:str, paths:list, gt_paths:list|None=None, speeds:list|None=None, gt_fn=None):
@@ -643,26 +691,110 @@ class FileSequence(Sequence):
         sp = None if self.speeds is None else self.speeds[i]
         return Frame(im, self.name, i, str(self.paths[i]), gt, sp)
 
+def _ffmpeg_messages()->av.logging.Capture:
+    "Collect FFmpeg's errors (and worse) while decoding, instead of printing them: they say which frame is damaged."
+    if av.logging.get_level() is None or av.logging.get_level() < av.logging.ERROR: av.logging.set_level(av.logging.ERROR)
+    return av.logging.Capture(local=False)                # decoder threads report too
+
+def _open_video(path:Path)->tuple:
+    "(container, video stream) of a file opened with PyAV; an AVI is read in the order of its index."
+    try:
+        with _ffmpeg_messages():
+            c = av.open(str(path))
+            if c.format.name == 'avi':   # by its index: frame i stays frame i when damage hides chunks before it
+                c.close(); c = av.open(str(path), options={'fflags': '+sortdts'})
+    except (av.error.FFmpegError, OSError) as e:
+        raise BadFrameError(f"video {path} could not be opened ({e}): not a video file FFmpeg reads") from None
+    if not c.streams.video: c.close(); raise BadFrameError(f"video {path} holds no video stream")
+    return c, c.streams.video[0]
+
+def _said(log:list)->str:
+    "FFmpeg's error messages in a few words: the first two, and how many more."
+    ms = list(dict.fromkeys(' '.join(m.split()) for level, _, m in log if level <= av.logging.ERROR))
+    return '; '.join(ms[:2]) + (f"; {len(ms) - 2} more" if len(ms) > 2 else '')
+
 class VideoSequence(Sequence):
-    "Frames of a video file decoded with OpenCV (sequential reads are fast, seeks re-open the file)."
+    "Frames of a video file decoded with PyAV and numbered by their time stamps; damaged or missing frames raise `BadFrameError`."
+    annotated = False
     def __init__(self, path, name:str|None=None):
         self.path = Path(path); self.name = name or self.path.stem
-        cap = cv2.VideoCapture(str(self.path))
-        if not cap.isOpened(): raise BadFrameError(f"video {self.path} could not be opened: not a video OpenCV can decode")
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)); cap.release()
-        self._n, self._cap, self._next = n, None, 0
+        c, s = _open_video(self.path)
+        try:
+            self._rate, self._tb, self._t0 = s.average_rate or s.guessed_rate, s.time_base, s.start_time or 0
+            self._hw = (s.height, s.width) if s.height and s.width else None
+            n = s.frames                             # from the header; Matroska/WebM have none: number the packets
+            if not n:
+                with _ffmpeg_messages():
+                    try:
+                        for k, p in enumerate(c.demux(s)):
+                            if p.size: n = max(n, self._number(p.pts, k) + 1)
+                    except av.error.FFmpegError: pass    # what was read before the damage counts; frames then say why
+        finally: c.close()
+        self._n, self._dec, self._at = n, None, 0
     def __len__(self): return self._n
-    def load(self, i):
-        if self._cap is None or i != self._next:
-            if self._cap is not None: self._cap.release()
-            self._cap = cv2.VideoCapture(str(self.path)); self._cap.set(cv2.CAP_PROP_POS_FRAMES, i)
-        ok, im = self._cap.read(); self._next = i + 1
-        if not ok: raise BadFrameError(f"frame {i} of video {self.path.name} could not be decoded "
-                                       f"({self.path}); the file may be truncated")
-        return Frame(cv2.cvtColor(im, cv2.COLOR_BGR2RGB), self.name, i, f"{self.path}#{i}")
-    def __getstate__(self): return {**self.__dict__, '_cap': None, '_next': 0}   # picklable for worker processes
+    @property
+    def fps(self)->float|None: return float(self._rate) if self._rate else None
+    @property
+    def size(self)->tuple: return self._hw or super().size      # the stream's frame size, without decoding
+    def _number(self, pts, k:int)->int:
+        "Frame number of a time stamp (k: its position in decoding order, for streams without time stamps or rate)."
+        return k if pts is None or not self._rate else round((pts - self._t0) * self._tb * self._rate)
 
-# %% ../nbs/00_data.ipynb 50
+    def _decode(self, start:int=0)->Iterator[tuple]:
+        "(number, RGB image or None, what is wrong or None) for every frame from the key frame at or before `start` on."
+        c, s = _open_video(self.path)
+        where = lambda j: f"frame {j} of video {self.path}"
+        seek, nxt, harm, errors, k = bool(start > 0 and self._rate), None, None, {}, 0
+        try:
+            if seek: c.seek(round(start / (self._tb * self._rate)) + self._t0, stream=s)   # backward, to a key frame
+            else: nxt = 0
+            packets = c.demux(s)
+            try:
+                while True:
+                    with _ffmpeg_messages() as log:                   # what the demuxer and decoder say about this packet
+                        pkt = next(packets, None)
+                        if pkt is None: break
+                        try: out, err = pkt.decode(), None
+                        except av.error.FFmpegError as e: out, err = [], e
+                    said = _said(log)
+                    if (err is not None or said) and pkt.pts is not None:
+                        errors[self._number(pkt.pts, k)] = (f"could not be decoded ({said or err.strerror}): the file is damaged there"
+                                                            if err is not None else f"damaged, the decoder hid errors in it ({said})")
+                    for f in out:
+                        i = self._number(f.pts, k); k += 1
+                        if nxt is None:                              # the first frame after a seek must be a key frame
+                            if not f.key_frame or i > start: break
+                            nxt = i
+                        if i < nxt or i >= self._n: continue          # a repeated time stamp, or beyond the header's count
+                        for j in range(nxt, i):                       # numbers without a frame
+                            yield j, None, f"{where(j)}: " + errors.pop(j, "missing, the file holds no data for it"); harm = j
+                        bad = errors.pop(i, None) or ("damaged, the decoder marked it corrupt" if f.is_corrupt else None)
+                        if bad: harm = i; yield i, None, f"{where(i)}: {bad}"
+                        elif harm is not None and not f.key_frame:
+                            yield i, None, f"{where(i)}: decoded from damaged frame {harm}, before the next key frame"
+                        else: harm = None; yield i, f.to_ndarray(format='rgb24'), None
+                        nxt = i + 1
+                    if nxt is None and out: break
+                end = (f"missing, the file ends early (its header promises {self._n} frames)" if nxt else
+                       "missing, the file holds no frame that decodes")
+            except (av.error.FFmpegError, OSError) as e: end = f"cannot be read ({e}): the file is damaged there"
+        finally: c.close()
+        if nxt is None: yield from self._decode(0); return       # an inexact seek: decode from the start instead
+        for j in range(nxt, self._n): yield j, None, f"{where(j)}: " + errors.pop(j, end)
+
+    def load(self, i):
+        if self._dec is None or not self._at <= i <= self._at + 64:   # behind, or far ahead: from the key frame before i
+            self._dec, self._at = self._decode(i), -1
+        j = err = None
+        for j, im, err in self._dec:
+            self._at = j + 1
+            if j >= i: break
+        if j != i: self._dec = None; raise BadFrameError(f"frame {i} of video {self.path} was not reached by decoding")
+        if err: raise BadFrameError(err)
+        return Frame(im, self.name, i, f"{self.path}#{i}")
+    def __getstate__(self): return {**self.__dict__, '_dec': None, '_at': 0}   # picklable for worker processes
+
+# %% ../nbs/00_data.ipynb 53
 def _dirs(root:Path)->list[Path]:
     "`root` and every folder below it, then folders reached through links: each real folder once (a link loop adds nothing)."
     seen, out, links = set(), [], [Path(root)]
@@ -689,7 +821,7 @@ def read_video(path)->list[Sequence]:
     "A video file as one sequence."
     return [VideoSequence(path)]
 
-# %% ../nbs/00_data.ipynb 52
+# %% ../nbs/00_data.ipynb 55
 def oxts_speed(path)->float:
     "Camera speed (m/s) from one KITTI OXTS text file: norm of (vf, vl, vu)."
     vals = Path(path).read_text().split()
@@ -733,7 +865,7 @@ def read_kitti_instances(root)->list[Sequence]:
     gts = [tr / 'instance' / p.name if (tr / 'instance' / p.name).exists() else None for p in ims]
     return [FileSequence('kitti2015', ims, gts, gt_fn=kitti_objects)]
 
-# %% ../nbs/00_data.ipynb 54
+# %% ../nbs/00_data.ipynb 57
 def read_tripd(root, cameras=('camera_01', 'camera_05', 'camera_06'))->list[Sequence]:
     "TRI-PD scenes: one sequence per scene and camera, with `ari_masks` as GT when present."
     root, seqs = Path(root), []
@@ -768,20 +900,29 @@ def read_movi(root)->list[Sequence]:
     if not seqs: raise FileNotFoundError(f"no MOVi-E frames (*/rgba_00000.png) under {root}")
     return seqs
 
-# %% ../nbs/00_data.ipynb 56
+# %% ../nbs/00_data.ipynb 59
 EVAL_SEED = 1000   # 'synthetic-eval' videos use seeds from here on: never seen in training ('synthetic' uses 0, 1, ...)
+
+def _synthetic_count(s:str)->int:
+    "N of 'synthetic:N' / 'synthetic-eval:N' (4 without ':N'); a ValueError saying what is expected otherwise."
+    if ':' not in s: return 4
+    n = s.split(':', 1)[1].strip()
+    if not re.fullmatch(r'[+-]?\d+', n):
+        raise ValueError(f"{s!r}: expected synthetic:N or synthetic-eval:N with N the number of videos to generate, a whole number >= 1 (e.g. synthetic:4)")
+    if int(n) < 1: raise ValueError(f"{s!r}: N is the number of videos to generate and must be >= 1 (e.g. synthetic:4)")
+    return int(n)
 
 def read_source(
     src,               # path, 'synthetic[:N]' (N generated videos, seeds 0..N-1) or 'synthetic-eval[:N]' (held out)
     layout:str='auto', # 'auto', 'folder', 'video', 'kitti_raw', 'kitti2015', 'tripd', 'movi', 'synth' (`mrdino synth` output), 'synthetic'
     **kw,              # passed to the reader (e.g. `cameras=`), or `world=` and its config's fields for synthetic
 )->list[Sequence]:
-    "Open a dataset as a list of `Sequence`s, recognising its layout."
+    "Open a dataset as a list of `Sequence`s, recognising its layout (generated videos are made when first used)."
     s = str(src)
     kind = s.split(':')[0]
     if layout == 'synthetic' or (layout == 'auto' and kind in ('synthetic', 'synthetic-eval')):
-        n = int(s.split(':')[1]) if ':' in s else 4
-        return make_world_dataset(n, seed=EVAL_SEED if kind == 'synthetic-eval' else 0, **kw)
+        n, seed, world = _synthetic_count(s), EVAL_SEED if kind == 'synthetic-eval' else 0, kw.pop('world', 'street')
+        return [GeneratedVideo(seed + i, world, **kw) for i in range(n)]   # the videos of `make_world_dataset(n, seed, world)`
     p = Path(src)
     if not p.exists(): raise FileNotFoundError(f"{p} does not exist (give a video, a folder of frames, or 'synthetic')")
     readers = dict(folder=read_folder, video=read_video, kitti_raw=read_kitti_raw, kitti2015=read_kitti_instances,
@@ -801,14 +942,40 @@ def read_source(
     has_images = any(_images_in(d) for d in _dirs(p))
     return [VideoSequence(q) for q in vids] + (read_folder(p) if has_images else [])   # videos and image folders: both
 
-# %% ../nbs/00_data.ipynb 58
+# %% ../nbs/00_data.ipynb 62
 def write_png(path, arr):
     "Write an image (RGB uint8, or single-channel uint8/uint16 labels) losslessly, creating folders."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     a = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
     if not cv2.imwrite(str(path), a): raise OSError(f"could not write {path}")
 
-# %% ../nbs/00_data.ipynb 68
+# %% ../nbs/00_data.ipynb 69
+def _trouble(msg:str)->str:
+    "What a bad frame's message says is wrong, without numbers and details in parentheses: equal for the same trouble."
+    return re.sub(r'\d+', '#', re.sub(r'\([^()]*\)', '', msg))
+
+def summarize_skipped(
+    skipped:list,       # (index, message) pairs, or dicts with 'index', 'error' (and 'sequence'), in frame order
+    max_lines:int=20,   # at most this many lines; the runs after them are counted in a last line
+)->list[str]:           # one line per run of consecutive frames of a sequence that fail the same way
+    "Bad frames as ranges: 'frames 68–443 (376) of video x.avi: missing, ...' instead of one line each."
+    items = [(d.get('sequence'), d['index'], d['error']) if isinstance(d, dict) else (None, *d) for d in skipped]
+    runs = []                                                     # [sequence, first, last, first message, last message]
+    for seq, i, msg in items:
+        r = runs[-1] if runs else None
+        if r and r[0] == seq and i == r[2] + 1 and _trouble(msg) == _trouble(r[3]): r[2], r[4] = i, msg
+        else: runs.append([seq, i, i, msg, msg])
+    lines = []
+    for seq, a, b, m, last in runs[:max_lines]:
+        if a == b: lines.append(m); continue
+        ta, tb = (re.match(r'(?:frame|annotation) (\S+)', x) for x in (m, last))
+        lines.append(f"frames {ta[1]}–{tb[1]} ({b - a + 1})" + m[ta.end():] if ta and tb else f"frames {a}–{b} ({b - a + 1}): {m}")
+    if len(runs) > max_lines:
+        rest = runs[max_lines:]
+        lines.append(f"... and {sum(r[2] - r[1] + 1 for r in rest)} more bad frames in {len(rest)} more runs")
+    return lines
+
+# %% ../nbs/00_data.ipynb 76
 def _tmp_name(path:Path)->Path:
     return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
 
@@ -849,7 +1016,7 @@ def clean_stale_tmp(
     "Remove the temporary files of `atomic_write` (and `.tmp.mp4` videos named the same way) left under `root` by dead processes of this host."
     return len(remove_stale_tmp(root, rf'\..*\.{re.escape(socket.gethostname())}-(?P<pid>\d+)\.tmp(?:\.mp4)?', recursive=True))
 
-# %% ../nbs/00_data.ipynb 71
+# %% ../nbs/00_data.ipynb 79
 _LINE_FORMAT = ('{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}, {rate_fmt}]',  # no bar, no width cut
                 '{desc}: {n_fmt} {unit}{postfix} [{elapsed}, {rate_fmt}]')                                    # total unknown
 
@@ -899,7 +1066,7 @@ def _lines_tqdm()->type:
         def set_postfix(self, ordered_dict=None, refresh=True, **kw): super().set_postfix(ordered_dict, False, **kw)
     return LinesTqdm
 
-# %% ../nbs/00_data.ipynb 74
+# %% ../nbs/00_data.ipynb 82
 def png_html(
     img:np.ndarray,         # (H, W, 3) uint8 RGB
     width:int|None=None,    # display width in CSS pixels (default: the image's)
@@ -922,33 +1089,80 @@ def with_snapshot(
     box._repr_mimebundle_ = bundle
     return box
 
-# %% ../nbs/00_data.ipynb 78
-def _file_digest(p:Path, n:int=4096)->str:
-    "Hash of a file's size and its first and last `n` bytes."
-    size = p.stat().st_size
-    h = hashlib.sha1(str(size).encode())
-    with open(p, 'rb') as f:
-        h.update(f.read(n))
-        if size > n: f.seek(max(n, size - n)); h.update(f.read())
-    return h.hexdigest()[:16]
+# %% ../nbs/00_data.ipynb 86
+_CONTENT = 'xxh3-128'   # what names a file's content in `input_identity` (older records: size, time, first and last 4 KiB)
+_RACY_NS = 2 * 10**9    # a file changed this recently when hashed is not cached (timestamps are coarse)
+_DB = {}                # (cache file, pid) -> sqlite connection, or None where the cache cannot be used
+
+def _hash_file(p:Path)->str:
+    "xxh3-128 of every byte of a file."
+    h, buf = xxhash.xxh3_128(), bytearray(1 << 22)
+    mv = memoryview(buf)
+    with open(p, 'rb', buffering=0) as f:
+        while n := f.readinto(buf): h.update(mv[:n])
+    return h.hexdigest()
+
+def _cache_file()->str:
+    "Where the file-hash cache lives: `MRDINO_HASH_CACHE` ('off': no cache), else ~/.cache/mrdino/file-hashes.sqlite."
+    return os.environ.get('MRDINO_HASH_CACHE') or os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
+                                                               'mrdino', 'file-hashes.sqlite')
+
+def _hash_cache()->sqlite3.Connection|None:
+    "This process's connection to the file-hash cache; None when it is off or cannot be used."
+    where = _cache_file()
+    if where == 'off': return None
+    if (where, os.getpid()) not in _DB:                  # a forked process opens its own
+        try:
+            Path(where).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(where, timeout=60)
+            db.execute('CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, stat TEXT, hash TEXT)')
+            _DB[where, os.getpid()] = db
+        except (OSError, sqlite3.Error) as e: _cache_failed(e)
+    return _DB[where, os.getpid()]
+
+def _cache_failed(e:Exception):
+    "Stop using the cache in this process, saying why."
+    _DB[_cache_file(), os.getpid()] = None
+    warnings.warn(f"file-hash cache {_cache_file()} cannot be used ({e}): every file is hashed in full on every run; "
+                  "set MRDINO_HASH_CACHE to a writable file (or to off), or delete a damaged cache")
+
+def file_hashes(
+    paths:list,  # files
+)->list:         # xxh3-128 hex digest of each file's whole content
+    "Content hashes of files; one whose inode, size and times match the cache's record is not read again."
+    db, out, new = _hash_cache(), [], []
+    for p in map(str, paths):
+        st = os.stat(p)
+        stat = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{_CONTENT}"
+        try: row = db.execute('SELECT hash FROM files WHERE path = ? AND stat = ?', (p, stat)).fetchone() if db else None
+        except sqlite3.Error as e: _cache_failed(e); db = row = None
+        if row is None:
+            row = (_hash_file(Path(p)),)
+            if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS: new.append((p, stat, row[0]))
+        out.append(row[0])
+    if db and new:
+        try:
+            with db: db.executemany('INSERT OR REPLACE INTO files VALUES (?, ?, ?)', new)   # one transaction
+        except sqlite3.Error as e: _cache_failed(e)
+    return out
 
 def input_identity(
     seq, # a `Sequence` (files: frames, annotations, a video) or anything with a `frames` array
-)->dict: # {name, frames, files: [[path, size, mtime_ns, head/tail hash]], pixels: hash of in-memory frames or None}
-    "What a sequence is read from, cheap enough to compute on every run."
+)->dict: # {name, frames, content, files: [[path, size, content hash]], pixels: hash of in-memory frames or None, speeds}
+    "What a sequence is read from: every byte of its files (hashes cached under their inode, size and times) or its pixels."
     paths = [*map(Path, getattr(seq, 'paths', None) or []), *(Path(p) for p in (getattr(seq, 'gt_paths', None) or []) if p is not None)]
     if getattr(seq, 'path', None) is not None: paths.append(Path(seq.path))   # a video file
-    files = []
-    for p in paths:
-        st = p.stat(); files.append([str(p.resolve()), st.st_size, st.st_mtime_ns, _file_digest(p)])
+    paths = [p.resolve() for p in paths]
+    files = [[str(p), p.stat().st_size, h] for p, h in zip(paths, file_hashes(paths))]
     pixels = None
-    if isinstance(getattr(seq, 'frames', None), np.ndarray): pixels = hashlib.sha1(np.ascontiguousarray(seq.frames).tobytes()).hexdigest()[:16]
+    if isinstance(getattr(seq, 'frames', None), np.ndarray): pixels = xxhash.xxh3_128_hexdigest(np.ascontiguousarray(seq.frames))
     elif not files:                                         # frames of unknown origin: hash the pixels of every frame
-        h = hashlib.sha1()
-        for i in range(len(seq)): h.update(np.ascontiguousarray(seq[i].image).tobytes())
-        pixels = h.hexdigest()[:16]
+        h = xxhash.xxh3_128()
+        for i in range(len(seq)): h.update(np.ascontiguousarray(seq[i].image))
+        pixels = h.hexdigest()
     speeds = getattr(seq, 'speeds', None)
-    return dict(name=str(seq.name), frames=len(seq), files=files, pixels=pixels, speeds=None if speeds is None else list(speeds))
+    return dict(name=str(seq.name), frames=len(seq), content=_CONTENT, files=files, pixels=pixels,
+                speeds=None if speeds is None else list(speeds))
 
 def identity_digest(ident:dict)->str:
     "Short hash of an `input_identity` record."
@@ -961,6 +1175,9 @@ def identity_changes(
     "Describe how a sequence's inputs changed since they were recorded."
     if old is None: return 'no record of the inputs it was made from'
     if old == new: return ''
+    if old.get('content') != new.get('content'):
+        return (f"its record was made by an older mrdino, which knew files by {old.get('content') or 'size, time and first and last 4 KiB'} "
+                f"only (now: {new.get('content')} of all their bytes)")
     out = []
     if old.get('frames') != new.get('frames'): out.append(f"{old.get('frames')} → {new.get('frames')} frames")
     of, nf = ({f[0]: f[1:] for f in d.get('files') or []} for d in (old, new))

@@ -235,7 +235,7 @@ def source_identity(
     source,                    # what `read_source` opened
     seqs:list,                 # its sequences
 )->dict:                       # path, and per sequence: name, frames, digest of its `mrdino.data.input_identity`
-    "What the predictions were made from, cheap to recompute (each file's size, time and first and last bytes)."
+    "What the predictions were made from: per sequence a digest of its files' bytes (hashes cached, see `input_identity`)."
     from mrdino.data import input_identity, identity_digest
     return dict(source=str(Path(source).resolve()) if Path(str(source)).exists() else str(source),
                 sequences=[dict(name=s.name, frames=len(s), digest=identity_digest(input_identity(s))) for s in seqs])
@@ -332,7 +332,7 @@ def predict(
     progress:bool=True,        # tqdm bar (frames/s)
 )->dict:                       # the content of run.json
     "Segment every (n-th) frame of a source: masks/*.png (16-bit ids), coco.json, overlays/*.mp4, run.json."
-    from mrdino.data import progress_bar
+    from mrdino.data import progress_bar, summarize_skipped
     from mrdino.dinosaur import window_layout, _fast_paths, say
     for k, v in dict(every=every, batch=batch).items():
         if int(v) < 1: raise ValueError(f"{k}={v}: must be a positive integer")
@@ -394,7 +394,7 @@ def predict(
     todo = [b for b in batches if not (parts(b[0]) / f"{b[1]:06d}.json").exists()]
     total = sum(len(idx) for _, idx in plan)
     bar = progress_bar(total=total, initial=total - sum(len(b[2]) for b in todo), unit='frame', desc='predict', disable=not progress, smoothing=0.1)
-    n_run, t_run = 0, time.time()
+    n_run, n_skip, t_run = 0, 0, time.time()
     for s, _ in plan:
         mine = [(k, idx) for q, k, idx in todo if q is s]
         it = iter_selected(s, [i for _, idx in mine for i in idx]) if mine else None    # one pass over the sequence
@@ -402,7 +402,7 @@ def predict(
             got = [next(it) for _ in idx]                                           # one item per selected frame
             frames = [(i, f) for i, f, _ in got if f is not None]
             skipped = [[i, e] for i, _, e in got if e is not None]
-            for i, e in skipped: bar.write(f"predict: skipped {e}", file=sys.stderr)
+            if skipped: n_skip += len(skipped); bar.set_postfix(skipped=n_skip)    # listed as ranges at the end
             recs = []
             if frames:
                 res = segment_frames(net, [f.image for _, f in frames], head, resize, seed, thr, merge_thr, fast['bf16_autocast'])
@@ -454,6 +454,7 @@ def predict(
     shutil.rmtree(out / '.parts', ignore_errors=True)
     say(f"predict: {len(images)} frames, {len(anns)} instances, {len(skipped)} skipped → {out}"
         + (f" ({rec['time']['frames_per_s']} frames/s)" if n_run else ''), name='predict')
+    for line in summarize_skipped(skipped): print(f"predict: skipped {line}", file=sys.stderr)   # run.json lists each one
     return rec
 
 # %% ../nbs/08_predict.ipynb 39
@@ -463,7 +464,9 @@ def _predict_cmd(a)->int:
         if p and not str(p).startswith('synthetic') and not Path(p).exists(): raise FileNotFoundError(f"{what} {p} does not exist")
     r = predict(a.model, a.source, a.out, every=a.every, max_frames=a.max_frames, device=a.device, batch=a.batch,
                 encoder_weights=a.encoder_weights, variant=a.variant, resize=a.resize, overlays=not a.no_overlays, layout=a.layout)
-    print(json.dumps(dict(out=str(Path(a.out).resolve()), model=r['model'], frames=r['frames'], time=r['time']), indent=1))
+    f = r['frames']                                                     # a summary: run.json has every skipped frame
+    print(json.dumps(dict(out=str(Path(a.out).resolve()), model=r['model'], time=r['time'],
+                          frames=dict(selected=f['selected'], written=f['written'], skipped=len(f['skipped']), instances=f['instances'])), indent=1))
     return 0
 
 def add_predict_command(
