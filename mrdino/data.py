@@ -710,7 +710,8 @@ def _open_video(path:Path)->tuple:
 
 def _said(log:list)->str:
     "FFmpeg's error messages in a few words: the first two, and how many more."
-    ms = list(dict.fromkeys(' '.join(m.split()) for level, _, m in log if level <= av.logging.ERROR))
+    ms = list(dict.fromkeys(re.sub(r' \(repeated \d+ more times?\)', '', ' '.join(m.split())) for level, _, m in log
+                            if level <= av.logging.ERROR))
     return '; '.join(ms[:2]) + (f"; {len(ms) - 2} more" if len(ms) > 2 else '')
 
 class VideoSequence(Sequence):
@@ -746,10 +747,10 @@ class VideoSequence(Sequence):
         where = lambda j: f"frame {j} of video {self.path}"
         seek, nxt, harm, errors, k = bool(start > 0 and self._rate), None, None, {}, 0
         try:
-            if seek: c.seek(round(start / (self._tb * self._rate)) + self._t0, stream=s)   # backward, to a key frame
-            else: nxt = 0
-            packets = c.demux(s)
             try:
+                if seek: c.seek(round(start / (self._tb * self._rate)) + self._t0, stream=s)   # backward, to a key frame
+                else: nxt = 0
+                packets = c.demux(s)
                 while True:
                     with _ffmpeg_messages() as log:                   # what the demuxer and decoder say about this packet
                         pkt = next(packets, None)
@@ -952,7 +953,8 @@ def write_png(path, arr):
 # %% ../nbs/00_data.ipynb 69
 def _trouble(msg:str)->str:
     "What a bad frame's message says is wrong, without numbers and details in parentheses: equal for the same trouble."
-    return re.sub(r'\d+', '#', re.sub(r'\([^()]*\)', '', msg))
+    while (m := re.sub(r'\([^()]*\)', '', msg)) != msg: msg = m        # nested parentheses too, inside out
+    return re.sub(r'\d+', '#', msg)
 
 def summarize_skipped(
     skipped:list,       # (index, message) pairs, or dicts with 'index', 'error' (and 'sequence'), in frame order
