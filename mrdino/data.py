@@ -12,6 +12,7 @@ from typing import Iterator
 import numpy as np
 import cv2
 import av
+from av.video.reformatter import VideoReformatter
 import xxhash
 
 # %% auto 0
@@ -731,7 +732,7 @@ class VideoSequence(Sequence):
                             if p.size: n = max(n, self._number(p.pts, k) + 1)
                     except av.error.FFmpegError: pass    # what was read before the damage counts; frames then say why
         finally: c.close()
-        self._n, self._dec, self._at = n, None, 0
+        self._n, self._dec, self._at, self._rgb = n, None, 0, None
     def __len__(self): return self._n
     @property
     def fps(self)->float|None: return float(self._rate) if self._rate else None
@@ -742,7 +743,7 @@ class VideoSequence(Sequence):
         return k if pts is None or not self._rate else round((pts - self._t0) * self._tb * self._rate)
 
     def _decode(self, start:int=0)->Iterator[tuple]:
-        "(number, RGB image or None, what is wrong or None) for every frame from the key frame at or before `start` on."
+        "(number, decoded frame or None, what is wrong or None) for every frame from the key frame at or before `start` on."
         c, s = _open_video(self.path)
         where = lambda j: f"frame {j} of video {self.path}"
         seek, nxt, harm, errors, k = bool(start > 0 and self._rate), None, None, {}, 0
@@ -773,7 +774,7 @@ class VideoSequence(Sequence):
                         if bad: harm = i; yield i, None, f"{where(i)}: {bad}"
                         elif harm is not None and not f.key_frame:
                             yield i, None, f"{where(i)}: decoded from damaged frame {harm}, before the next key frame"
-                        else: harm = None; yield i, f.to_ndarray(format='rgb24'), None
+                        else: harm = None; yield i, f, None
                         nxt = i + 1
                     if nxt is None and out: break
                 end = (f"missing, the file ends early (its header promises {self._n} frames)" if nxt else
@@ -792,8 +793,9 @@ class VideoSequence(Sequence):
             if j >= i: break
         if j != i: self._dec = None; raise BadFrameError(f"frame {i} of video {self.path} was not reached by decoding")
         if err: raise BadFrameError(err)
-        return Frame(im, self.name, i, f"{self.path}#{i}")
-    def __getstate__(self): return {**self.__dict__, '_dec': None, '_at': 0}   # picklable for worker processes
+        if self._rgb is None: self._rgb = VideoReformatter()   # kept: its conversion context is made once, not per frame
+        return Frame(self._rgb.reformat(im, format='rgb24').to_ndarray(), self.name, i, f"{self.path}#{i}")
+    def __getstate__(self): return {**self.__dict__, '_dec': None, '_at': 0, '_rgb': None}   # picklable for worker processes
 
 # %% ../nbs/00_data.ipynb 53
 def _dirs(root:Path)->list[Path]:
