@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb 2
 from __future__ import annotations
-import os, re, math, socket, sys, hashlib, json, functools, sqlite3, time, warnings
+import os, re, math, socket, sys, hashlib, json, functools, sqlite3, threading, time, warnings
 from dataclasses import dataclass, replace, fields
 from pathlib import Path
 from typing import Iterator
@@ -1096,7 +1096,7 @@ def with_snapshot(
 # %% ../nbs/00_data.ipynb 86
 _CONTENT = 'xxh3-128'   # what names a file's content in `input_identity` (older records: size, time, first and last 4 KiB)
 _RACY_NS = 2 * 10**9    # a file changed this recently when hashed is not cached (timestamps are coarse)
-_DB = {}                # (cache file, pid) -> sqlite connection, or None where the cache cannot be used
+_DB = {}                # (cache file, process, thread) -> sqlite connection, or None where the cache cannot be used
 
 def _hash_file(p:Path)->str:
     "xxh3-128 of every byte of a file."
@@ -1112,21 +1112,22 @@ def _cache_file()->str:
                                                                'mrdino', 'file-hashes.sqlite')
 
 def _hash_cache()->sqlite3.Connection|None:
-    "This process's connection to the file-hash cache; None when it is off or cannot be used."
+    "This thread's connection to the file-hash cache; None when it is off or cannot be used."
     where = _cache_file()
     if where == 'off': return None
-    if (where, os.getpid()) not in _DB:                  # a forked process opens its own
+    key = (where, os.getpid(), threading.get_ident())   # a connection serves one thread of one process
+    if key not in _DB:
         try:
             Path(where).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(where, timeout=60)
             db.execute('CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, stat TEXT, hash TEXT)')
-            _DB[where, os.getpid()] = db
+            _DB[key] = db
         except (OSError, sqlite3.Error) as e: _cache_failed(e)
-    return _DB[where, os.getpid()]
+    return _DB[key]
 
 def _cache_failed(e:Exception):
-    "Stop using the cache in this process, saying why."
-    _DB[_cache_file(), os.getpid()] = None
+    "Stop using the cache in this thread, saying why."
+    _DB[_cache_file(), os.getpid(), threading.get_ident()] = None
     warnings.warn(f"file-hash cache {_cache_file()} cannot be used ({e}): every file is hashed in full on every run; "
                   "set MRDINO_HASH_CACHE to a writable file (or to off), or delete a damaged cache")
 
