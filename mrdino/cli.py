@@ -101,15 +101,19 @@ def _train_dinosaur(a):
     print(json.dumps(r, indent=1, default=str))
 
 def _caches(a):
-    "List the feature caches under a folder with their size; --remove deletes them."
-    import shutil
-    from mrdino.dinosaur import feature_caches
+    "List the feature caches under a folder with their size; --remove deletes the files mrdino wrote there, nothing else."
+    from mrdino.dinosaur import feature_caches, remove_feature_cache
     cs = feature_caches(a.root)
+    ours = [c for c in cs if not c['skip']]
     for c in cs:
+        if c['skip']:
+            print(f"{c['dir']}: skipped, not a feature cache written by mrdino ({c['skip']}); if it is one, delete it by hand"); continue
+        left = remove_feature_cache(c) if a.remove else []
+        gone = f" (removed{'; the folder stays, it also holds ' + ', '.join(left[:3]) + (' ...' if len(left) > 3 else '') if left else ''})"
         print(f"{c['dir']}: {c['bytes'] / 1e9:.2f} GB, {c['frames']} frames x {c['views']} views{'' if c['complete'] else ', incomplete'}"
-              + (' (removed)' if a.remove else ''))
-        if a.remove: shutil.rmtree(c['dir'])
-    print(f"{len(cs)} feature cache(s), {sum(c['bytes'] for c in cs) / 1e9:.2f} GB{' freed' if a.remove else ''}")
+              + (gone if a.remove else ''))
+    print(f"{len(ours)} feature cache(s), {sum(c['bytes'] for c in ours) / 1e9:.2f} GB{' freed' if a.remove else ''}"
+          + (f"; {len(cs) - len(ours)} other folder(s) with a feats.npy left alone" if len(cs) > len(ours) else ''))
 
 def _demo(a):
     "Run the main job on the embedded synthetic videos."
@@ -235,7 +239,7 @@ def build_parser()->argparse.ArgumentParser:
     s.set_defaults(fn=_info)
     s = sub.add_parser('caches', help='list DINOSAUR feature caches under a folder with their size (about 18 MB per frame at the kitti preset)')
     s.add_argument('root', help='a run folder, a --cache-dir, or any folder above them')
-    s.add_argument('--remove', action='store_true', help='delete them (a later run rebuilds what it needs)')
+    s.add_argument('--remove', action='store_true', help="delete the caches' files (a later run rebuilds what it needs); folders mrdino did not write are left alone")
     s.set_defaults(fn=_caches)
     from mrdino.predict import add_predict_command; add_predict_command(sub)   # mrdino predict MODEL SOURCE OUT (nbs/08_predict)
     return p

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_dinosaur.ipynb 2
 from __future__ import annotations
-import csv, hashlib, io, json, logging, math, os, shutil, time
+import csv, hashlib, io, json, logging, math, os, pickle, re, shutil, time, warnings, zipfile
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 
@@ -15,15 +15,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'STANDIN_TAG', 'FILTERBANK_ARCH',
-           'REF_ENCODER_PREFIX', 'DinosaurConfig', 'say', 'build_vit', 'read_state_dict', 'weights_layout',
-           'to_timm_layout', 'resample_pos_grid', 'load_dinov2_weights', 'timm_to_hub_layout', 'FrozenDinov2',
-           'sincos_pos_grid', 'build_encoder', 'FilterBankStandin', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput',
-           'Dinosaur', 'FrameSet', 'take_view', 'to_images', 'cache_views', 'FeatureCache', 'feature_caches',
-           'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state', 'find_checkpoint', 'checkpoint_problem',
-           'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows',
-           'WindowPrediction', 'reference_windows', 'predict_windows', 'preset_canvas', 'cut_windows', 'reference_key',
-           'read_reference_checkpoint', 'load_reference_checkpoint']
+__all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'SAFETENSORS_MAX_HEADER', 'ZIP_MAX_INFLATION', 'IMAGENET_MEAN',
+           'IMAGENET_STD', 'STANDIN_TAG', 'FILTERBANK_ARCH', 'FEATURE_CACHE_FORMAT', 'REF_ENCODER_PREFIX',
+           'DinosaurConfig', 'say', 'build_vit', 'safetensors_header', 'check_finite', 'read_safetensors', 'torch_load',
+           'read_state_dict', 'weights_layout', 'to_timm_layout', 'resample_pos_grid', 'load_dinov2_weights',
+           'timm_to_hub_layout', 'FrozenDinov2', 'sincos_pos_grid', 'build_encoder', 'FilterBankStandin',
+           'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur', 'weights_digest', 'FrameSet', 'take_view',
+           'to_images', 'cache_views', 'FeatureCache', 'feature_caches', 'remove_feature_cache', 'lr_factor',
+           'write_checkpoint', 'save_checkpoint', 'load_state', 'checkpoint_candidates', 'find_checkpoint',
+           'checkpoint_problem', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout',
+           'merge_window_slots', 'join_windows', 'WindowPrediction', 'reference_windows', 'predict_windows',
+           'preset_canvas', 'cut_windows', 'reference_key', 'read_reference_checkpoint', 'load_reference_checkpoint']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
@@ -109,21 +111,115 @@ def build_vit(
     return timm.create_model(name, pretrained=False, img_size=img_size, num_classes=0, **(arch or {}))
 
 # %% ../nbs/03_dinosaur.ipynb 14
+SAFETENSORS_MAX_HEADER = 100 << 20   # bytes: the safetensors format's own bound on its JSON header
+ZIP_MAX_INFLATION = 4                # torch.save stores zip members uncompressed: more than 4x the file (+16 MB) declared is refused
+
+def _what_it_is(head:bytes)->str:
+    "What the first bytes of a file say it is (for error messages)."
+    if head[:4] == b'PK\x03\x04': return 'a zip archive, the format torch.save writes (a .pth or .ckpt under another name?)'
+    if head[:1] == b'\x80': return 'a Python pickle (an old-style torch.save file?)'
+    return ''
+
+def safetensors_header(
+    path:str|Path,  # a .safetensors file
+)->dict:            # its JSON header: tensor name -> {dtype, shape, data_offsets}, and '__metadata__'
+    "The header of a safetensors file, checked against the file's size before anything else is read."
+    path = Path(path); size = path.stat().st_size
+    with open(path, 'rb') as f:
+        head = f.read(8)
+        n = int.from_bytes(head, 'little') if len(head) == 8 else 0
+        if len(head) < 8 or not 2 <= n <= min(size - 8, SAFETENSORS_MAX_HEADER):
+            what = _what_it_is(head) or (f"its first 8 bytes declare a {n:.3g}-byte header in a {size}-byte file"
+                                         if len(head) == 8 else f"it has only {size} bytes")
+            raise ValueError(f"{path} is not a safetensors file: {what}")
+        try: hdr = json.loads(f.read(n))
+        except (UnicodeDecodeError, ValueError): hdr = None
+    try: end = max((int(v['data_offsets'][1]) for k, v in hdr.items() if k != '__metadata__'), default=0)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+        raise ValueError(f"{path} is not a safetensors file: its {n}-byte header is not a table of tensors (a damaged file)") from None
+    if size != 8 + n + end:
+        raise ValueError(f"{path} is {size} bytes, its header needs {8 + n + end} ({'truncated' if size < 8 + n + end else 'extra bytes'})")
+    return hdr
+
+def check_finite(
+    sd:dict,        # name -> tensor (other values are ignored)
+    path,           # where the tensors come from (for the message)
+)->dict:            # `sd`, unchanged
+    "Refuse weights with NaN or infinite values, naming the file and the tensors."
+    bad = [k for k, v in sd.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        v = sd[bad[0]]
+        more = f" (and {len(bad) - 1} more tensor(s): {', '.join(bad[1:4])}{', ...' if len(bad) > 4 else ''})" if len(bad) > 1 else ''
+        raise ValueError(f"{path}: tensor {bad[0]} has {int((~torch.isfinite(v)).sum())} of {v.numel()} values NaN or infinite{more}; "
+                         f"such weights segment nothing (a diverged or damaged training run): use another checkpoint or train again")
+    return sd
+
+def read_safetensors(
+    path:str|Path,  # a .safetensors file
+    fix:str='',     # what to do if it is bad (appended to the message)
+)->dict:            # name -> tensor, every floating tensor finite
+    "Read a safetensors file after `safetensors_header`'s checks; refuse non-finite weights (`check_finite`)."
+    end = f"; {fix}" if fix else ''
+    try: safetensors_header(path)
+    except ValueError as e: raise ValueError(f"{e}{end}") from None
+    try: sd = _st_load(str(path))
+    except Exception as e:                                   # safetensors' own checks (dtypes, overlapping offsets)
+        raise ValueError(f"{path} is not a readable safetensors file ({type(e).__name__}: {str(e).splitlines()[0][:200]}){end}") from None
+    return check_finite(sd, path)
+
+def _first_sentence(e:Exception)->str:
+    "The first sentence of an error message, without torch's advice on loading unsafely."
+    s = (str(e).strip().splitlines() or [''])[0].split('. ')[0][:200]
+    return '' if 'weights_only' in s else s
+
+def torch_load(
+    path:str|Path,  # a torch.save file: .pth, .pt, .ckpt, state.pt
+    fix:str='',     # what to do if it is bad (appended to the message)
+):                  # what the file holds (tensors, numbers, strings and plain containers only)
+    "`torch.load(weights_only=True)` after checking what the file is; any failure is one ValueError naming the file."
+    path, end = Path(path), (f"; {fix}" if fix else '')
+    size = path.stat().st_size
+    with open(path, 'rb') as f: head = f.read(4)
+    bad = lambda what: ValueError(f"{path} is not a readable PyTorch checkpoint: {what}{end}")
+    if head == b'PK\x03\x04':
+        try:
+            with zipfile.ZipFile(path) as z: declared = sum(i.file_size for i in z.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            raise bad(f"a damaged zip archive ({e}; cut short by an interrupted download, copy or write?)") from None
+        if declared > ZIP_MAX_INFLATION * size + (16 << 20):
+            raise bad(f"its zip members declare {declared / 2**30:.2f} GiB uncompressed in a {size / 2**20:.1f} MiB file, refused "
+                      f"before reading (torch.save stores members uncompressed; this archive was not written by it)") from None
+    elif head[:1] != b'\x80':
+        raise bad(f"neither a zip archive nor a pickle ({size} bytes starting {head!r})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')                    # torch's notes on pickle protocols (they point at its own source)
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        g = re.search(r'GLOBAL (\S+)', str(e))
+        if g or isinstance(e, pickle.UnpicklingError):
+            raise bad(f"it needs pickle to load (it holds {'a pickled ' + g.group(1) if g else 'pickled Python objects'}, not only "
+                      f"tensors and numbers; loading it could run code), so mrdino refuses it") from None
+        raise bad(f"{type(e).__name__}: {_first_sentence(e) or 'torch cannot read it'}") from None
+
+# %% ../nbs/03_dinosaur.ipynb 17
 def read_state_dict(
     path:str|Path, # .safetensors, or a torch checkpoint (.pth/.pt/.bin) holding a state dict
 )->dict:           # name -> tensor
-    "Read a weight file without executing code from it."
+    "Read a weight file without executing code from it (checked first: `read_safetensors`, `torch_load`)."
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"DINOv2 weight file {path} does not exist. Get it with e.g. `wget https://dl.fbaipublicfiles.com/"
                                 f"dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth` or the `model.safetensors` of the Hugging Face "
                                 f"repo timm/vit_base_patch14_dinov2.lvd142m, then pass its path as `encoder_weights`.")
-    if path.suffix == '.safetensors': return _st_load(str(path))
-    sd = torch.load(path, map_location='cpu', weights_only=True)
+    fix = ("pass a DINOv2 weight file as encoder_weights (--encoder-weights): dinov2_vitb14_pretrain.pth from "
+           "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/ or the model.safetensors of timm/vit_base_patch14_dinov2.lvd142m")
+    if path.suffix == '.safetensors': return read_safetensors(path, fix)
+    sd = torch_load(path, fix)
     for k in ('model', 'state_dict'):
         if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict): sd = sd[k]
-    if not isinstance(sd, dict): raise ValueError(f"{path} holds a {type(sd).__name__}, not a state dict")
-    return sd
+    if not isinstance(sd, dict): raise ValueError(f"{path} holds a {type(sd).__name__}, not a state dict; {fix}")
+    return check_finite(sd, path)
 
 def weights_layout(sd:dict)->str:
     "'hub' for the facebookresearch torch.hub layout, 'timm' otherwise."
@@ -195,7 +291,7 @@ def load_dinov2_weights(
     vit.load_state_dict(sd, strict=True)
     return layout
 
-# %% ../nbs/03_dinosaur.ipynb 16
+# %% ../nbs/03_dinosaur.ipynb 19
 def timm_to_hub_layout(
     sd:dict,               # timm-layout DINOv2 state dict
     reg:bool=False,        # the model has registers (timm reg4 layout)
@@ -213,7 +309,7 @@ def timm_to_hub_layout(
         out['pos_embed'] = torch.cat([cls_pos, sd['pos_embed']], 1)
     return out
 
-# %% ../nbs/03_dinosaur.ipynb 21
+# %% ../nbs/03_dinosaur.ipynb 24
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 STANDIN_TAG = 'stand-in encoder, not DINOv2 weights'
 
@@ -292,7 +388,7 @@ def build_encoder(
     say(f"encoder: {desc}; features {enc.n_patches}x{enc.dim}", rank)
     return enc
 
-# %% ../nbs/03_dinosaur.ipynb 27
+# %% ../nbs/03_dinosaur.ipynb 30
 FILTERBANK_ARCH = dict(color_scale=4.0, pos_scale=1.0)   # the filter-bank stand-in's scales (in `encoder_arch`)
 
 class FilterBankStandin(nn.Module):
@@ -331,7 +427,7 @@ class FilterBankStandin(nn.Module):
         stats = torch.cat([mean, chroma, quarters, std, grad, torch.zeros_like(grey[:, :, ::14, ::14])], 1) * self.cs
         return torch.cat([stats.flatten(2).transpose(1, 2), self.pos.expand(B, -1, -1).to(stats)], -1)   # (B, P, 64)
 
-# %% ../nbs/03_dinosaur.ipynb 30
+# %% ../nbs/03_dinosaur.ipynb 33
 def _mlp(dims:list, layer_norm:bool=False)->nn.Sequential:
     "Linear/ReLU stack through `dims`, zero biases, optional LayerNorm first."
     layers = [nn.LayerNorm(dims[0])] if layer_norm else []
@@ -365,7 +461,7 @@ class SlotAttention(nn.Module):
             slots = slots + self.mlp(slots)                               # (B, K, D) residual MLP (LayerNorm inside)
         return slots, attn                                                # attn: last iteration, (B, K, N)
 
-# %% ../nbs/03_dinosaur.ipynb 35
+# %% ../nbs/03_dinosaur.ipynb 38
 class MLPDecoder(nn.Module):
     "Per-patch MLP decoder: slots -> per-slot patch features and alpha masks; reconstruction = alpha-weighted sum."
     def __init__(self, slot_dim:int, feat_dim:int, n_patches:int, hidden:int=2048, n_hidden:int=3):
@@ -406,6 +502,7 @@ class Dinosaur(nn.Module):
         self.slot_log_sigma = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, 1, D)))
         self.slot_attention = SlotAttention(D, cfg.sa_iters)
         self.decoder = MLPDecoder(D, Fd, P, cfg.decoder_hidden, cfg.decoder_layers)
+        self.checkpoint:dict|None = None                                    # {path, step} of the weights when loaded from a checkpoint
 
     def encode(self, images:torch.Tensor)->torch.Tensor:
         "(B, 3, crop, crop) RGB in [0, 1] -> (B, P, F) frozen features."
@@ -433,7 +530,17 @@ class Dinosaur(nn.Module):
         "Weights that training changes (everything but the frozen encoder)."
         return {k: v for k, v in self.state_dict().items() if not k.startswith('encoder.')}
 
-# %% ../nbs/03_dinosaur.ipynb 41
+def weights_digest(
+    sd:dict,  # name -> tensor: a model's `trainable_state_dict()` or a checkpoint's model.safetensors
+)->str:       # 16 hex digits
+    "Content hash of weights (names, dtypes, shapes, bytes): which model a stage-2 head was trained on."
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        t = sd[k].detach().cpu().contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode()); h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()[:16]
+
+# %% ../nbs/03_dinosaur.ipynb 44
 def _resize(img:np.ndarray, size:tuple)->np.ndarray:
     "Bicubic resize of an RGB uint8 image to (H, W) (saturating, like the reference's clamp)."
     return img if img.shape[:2] == tuple(size) else cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
@@ -517,7 +624,7 @@ def cache_views(
     ys, xs = range(0, H - crop + 1, stride), range(0, W - crop + 1, stride)
     return [(y, x, f) for y in ys for x in xs for f in ((False, True) if hflip else (False,))]
 
-# %% ../nbs/03_dinosaur.ipynb 43
+# %% ../nbs/03_dinosaur.ipynb 46
 def _remove_stale(folder:Path, pattern:str):
     "`remove_stale_tmp`, saying what it removed."
     gone = remove_stale_tmp(folder, pattern)
@@ -543,6 +650,13 @@ def _allocate_npy(path:Path, shape:tuple, dtype):
         raise OSError(e.errno, f"could not allocate {size / 1e9:.2f} GB for the feature cache ({e.strerror}): free space or "
                       "point cache_dir at a larger disk", str(path)) from None
 
+FEATURE_CACHE_FORMAT = 'mrdino feature cache 1'   # the format tag in every cache's meta.json
+_CACHE_FILES = re.compile(r'feats\.npy|done\.npy|meta\.json|\.tmp\d+_(?:feats|done)\.npy|\.meta\.json\..+-\d+\.tmp')  # what a cache writes
+
+def _cache_key(meta:dict)->str:
+    "A cache's folder name: the hash of its meta.json without the format tag (so caches of older versions keep theirs)."
+    return hashlib.sha1(json.dumps({k: v for k, v in meta.items() if k != 'format'}, sort_keys=True).encode()).hexdigest()[:16]
+
 class FeatureCache:
     "Frozen-encoder features (fp16) of a fixed set of views of every frame, in a numpy memmap; resumable build."
     def __init__(self,
@@ -555,7 +669,7 @@ class FeatureCache:
         self.encoder, self.frames, self.views = encoder, frames, list(views)
         meta = dict(encoder=encoder.description, weights=encoder.weights_id, crop=encoder.crop, size=frames.size,
                     views=self.views, frames=frames.fingerprint(), shape=[len(frames), len(views), encoder.n_patches, encoder.dim])
-        self.key = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+        self.key = _cache_key(meta)
         self.dir = Path(root) / self.key
         self.dir.mkdir(parents=True, exist_ok=True)
         _remove_stale(self.dir, r'\.tmp(?P<pid>\d+)_.*')        # files of a killed build
@@ -571,7 +685,7 @@ class FeatureCache:
             tmp = self.dir / f'.tmp{os.getpid()}_feats.npy'
             _allocate_npy(tmp, shape, np.float16); tmp.replace(fp)
             tmp = self.dir / f'.tmp{os.getpid()}_done.npy'; np.save(tmp, np.zeros(len(frames), np.uint8)); tmp.replace(dp)
-            atomic_write(self.dir / 'meta.json', json.dumps(meta, indent=1))
+            atomic_write(self.dir / 'meta.json', json.dumps(dict(format=FEATURE_CACHE_FORMAT, **meta), indent=1))
         self.feats = np.lib.format.open_memmap(fp, mode='r+')
         self.done = np.lib.format.open_memmap(dp, mode='r+')
 
@@ -599,27 +713,54 @@ class FeatureCache:
         "(B, P, F) float32 features of frames `idx` at views `view` (index arrays of equal length)."
         return torch.from_numpy(self.feats[np.asarray(idx), np.asarray(view)].astype(np.float32))
 
+def _not_a_cache(d:Path)->str|None:
+    "None if folder `d` holds a feature cache mrdino wrote (its meta.json hashes to the folder's name), else why not."
+    try: meta = json.loads((d / 'meta.json').read_text())
+    except FileNotFoundError: return 'no meta.json beside feats.npy'
+    except (OSError, UnicodeDecodeError, ValueError) as e: return f'its meta.json is not readable JSON ({type(e).__name__})'
+    if not isinstance(meta, dict) or meta.get('format', FEATURE_CACHE_FORMAT) != FEATURE_CACHE_FORMAT:
+        return f"its meta.json has no format tag {FEATURE_CACHE_FORMAT!r}"
+    if _cache_key(meta) != d.name: return "the folder's name is not the hash of its meta.json, as mrdino names its caches"
+    s = meta.get('shape')
+    if not (isinstance(s, list) and len(s) == 4 and all(isinstance(x, int) for x in s)): return "its meta.json has no (4,) shape"
+    return None
+
 def feature_caches(
     root:str|Path, # a run folder, a cache_dir, or any folder above them
-)->list:           # [{dir, bytes, frames, views, complete}]
-    "Feature caches under `root` with their size on disk (remove a cache's folder to free it; it is rebuilt when needed)."
+)->list:           # [{dir, skip: None, bytes, frames, views, complete, files}] for mrdino's caches, [{dir, skip: why}] for other folders with a feats.npy
+    "Feature caches under `root` with their size on disk, and the folders that look like one but were not written by mrdino."
+    if not Path(root).is_dir(): raise FileNotFoundError(f"{root} is not a folder")
     out = []
     for fp in sorted(Path(root).rglob('feats.npy')):
         d = fp.parent
-        if not (d / 'meta.json').exists(): continue
+        why = _not_a_cache(d)
+        if why: out.append(dict(dir=str(d), skip=why)); continue
         meta = json.loads((d / 'meta.json').read_text())
-        done = np.load(d / 'done.npy') if (d / 'done.npy').exists() else np.zeros(0)
-        out.append(dict(dir=str(d), bytes=sum(f.stat().st_blocks * 512 for f in d.iterdir() if f.is_file()),
-                        frames=meta['shape'][0], views=meta['shape'][1], complete=bool(len(done) and done.all())))
+        try: done = np.load(d / 'done.npy')
+        except (OSError, ValueError): done = np.zeros(0)
+        files = sorted(f.name for f in d.iterdir() if _CACHE_FILES.fullmatch(f.name) and f.is_file())
+        out.append(dict(dir=str(d), skip=None, bytes=sum((d / f).stat().st_blocks * 512 for f in files), frames=meta['shape'][0],
+                        views=meta['shape'][1], complete=bool(len(done) and done.all()), files=files))
     return out
 
-# %% ../nbs/03_dinosaur.ipynb 47
+def remove_feature_cache(
+    c:dict,  # an entry of `feature_caches` with skip None
+)->list:     # names of the other files that are left in its folder (then the folder stays)
+    "Delete the files an mrdino feature cache consists of, and its folder if nothing else is in it (it is rebuilt when needed)."
+    if c.get('skip'): raise ValueError(f"{c['dir']} is not a feature cache written by mrdino ({c['skip']}): not removed")
+    d = Path(c['dir'])
+    for f in c['files']: (d / f).unlink(missing_ok=True)
+    left = sorted(p.name for p in d.iterdir())
+    if not left: d.rmdir()
+    return left
+
+# %% ../nbs/03_dinosaur.ipynb 50
 def lr_factor(step:int, warmup:int, decay:int)->float:
     "Learning-rate multiplier at optimiser step `step` (0-based): linear warm-up from 0, then halving every `decay` steps."
     if warmup and step < warmup: return step / warmup
     return 0.5 ** ((step - warmup) / decay)
 
-# %% ../nbs/03_dinosaur.ipynb 49
+# %% ../nbs/03_dinosaur.ipynb 52
 def _dist():
     "(rank, world, local_rank) from torchrun's environment; initialises the process group when needed."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -686,35 +827,36 @@ def load_state(
     path:str|Path, # a checkpoint's state.pt (optimiser step, optimiser and RNG state)
 )->dict:
     "Read optimiser/RNG state with `torch.load(weights_only=True)`: tensors and plain values only, never code."
-    import pickle
-    try: return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(f"{path} needs pickle to load (it holds objects, not just tensors and numbers; loading it could run "
-                         f"code): refused. Delete that checkpoint folder to resume from an older one, or use a new run folder") from None
+    return torch_load(path, "delete that checkpoint folder to resume from an older one, or use a new run folder")
+
+def checkpoint_candidates(
+    path:str|Path,                   # a checkpoint folder or a run folder
+    weights:str='model.safetensors', # the file a complete checkpoint holds
+)->list:                             # [(checkpoint folder, None if intact else what is damaged)], `latest` first, then newest first
+    "Every checkpoint of `path` with its integrity (`checkpoint_problem`)."
+    path = Path(path)
+    if (path / weights).exists(): return [(path, checkpoint_problem(path, weights))]
+    root = path / 'ckpt'
+    latest = (root / 'latest').read_text().strip() if (root / 'latest').exists() else None
+    cands = sorted((p for p in root.glob('step_*') if (p / weights).exists()), key=lambda p: (p.name == latest, p.name), reverse=True)
+    return [(ck, checkpoint_problem(ck, weights)) for ck in cands]
 
 def find_checkpoint(
     path:str|Path,                   # a checkpoint folder or a run folder
     weights:str='model.safetensors', # the file a complete checkpoint holds
 )->Path|None:
-    "The checkpoint folder for `path`: a checkpoint itself, or a run folder (its newest intact checkpoint), or None."
-    import warnings
+    "The checkpoint folder for `path`: a checkpoint itself, or a run folder (its newest intact checkpoint, saying which it skipped), or None."
     path = Path(path)
-    if (path / weights).exists():
-        bad = checkpoint_problem(path, weights)
-        if bad: raise ValueError(f"checkpoint {path} is damaged: {bad}")
+    cands = checkpoint_candidates(path, weights)
+    if cands and cands[0][0] == path:
+        if cands[0][1]: raise ValueError(f"checkpoint {path} is damaged: {cands[0][1]}")
         return path
-    root = path / 'ckpt'
-    latest = (root / 'latest').read_text().strip() if (root / 'latest').exists() else None
-    cands = sorted((p for p in root.glob('step_*') if (p / weights).exists()), key=lambda p: (p.name == latest, p.name), reverse=True)
-    broken = []
-    for ck in cands:                                      # `latest` first, then the newest others
-        bad = checkpoint_problem(ck, weights)
-        if bad is None:
-            if broken: warnings.warn(f"{'; '.join(broken)}: using the newest intact checkpoint {ck}")
-            return ck
-        broken.append(bad)
-    if broken: raise ValueError(f"no intact checkpoint in {root}: {'; '.join(broken)}. Delete {path} to start clean")
-    return None
+    broken = [bad for _, bad in cands if bad]
+    ck = next((ck for ck, bad in cands if bad is None), None)
+    if ck is None and broken: raise ValueError(f"no intact checkpoint in {path / 'ckpt'}: {'; '.join(broken)}. Delete {path} to start clean")
+    skipped = [bad for c, bad in cands[:cands.index((ck, None))] if bad] if ck is not None else []
+    if skipped: say(f"{'; '.join(skipped)}: using the newest intact checkpoint {ck}")
+    return ck
 
 def checkpoint_problem(
     ck:Path,                         # a checkpoint folder
@@ -723,12 +865,9 @@ def checkpoint_problem(
     "Cheap integrity check: safetensors size matches its header, config.json parses, state.pt (a zip archive) opens."
     import zipfile
     f = ck / weights
-    try:
-        with open(f, 'rb') as fh:
-            n = int.from_bytes(fh.read(8), 'little'); hdr = json.loads(fh.read(n))
-        end = max((v['data_offsets'][1] for k, v in hdr.items() if k != '__metadata__'), default=0)
-        if f.stat().st_size != 8 + n + end: return f"{f} is {f.stat().st_size} bytes, its header needs {8 + n + end} (truncated)"
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e: return f"{f} cannot be read ({type(e).__name__}: {e})"
+    try: safetensors_header(f)
+    except ValueError as e: return str(e)
+    except OSError as e: return f"{f} cannot be read ({type(e).__name__}: {e})"
     try: json.loads((ck / 'config.json').read_text())
     except (OSError, ValueError) as e: return f"{ck / 'config.json'} cannot be read ({type(e).__name__})"
     st = ck / 'state.pt'
@@ -750,16 +889,20 @@ def load_dinosaur(
     if ck is None: raise FileNotFoundError(f"no DINOSAUR checkpoint in {path} (expected model.safetensors or ckpt/latest)")
     meta = json.loads((ck / 'config.json').read_text())
     cfg = _cfg_from(meta['config'])
+    sd = read_safetensors(ck / 'model.safetensors', 'use another checkpoint or train again')
     if encoder_weights is not None: cfg = replace(cfg, encoder_weights=encoder_weights)
-    model = Dinosaur(cfg, encoder)
-    sd = _st_load(str(ck / 'model.safetensors'))
+    try: model = Dinosaur(cfg, encoder)
+    except (ValueError, FileNotFoundError) as e:
+        if encoder is not None or encoder_weights is not None: raise
+        raise type(e)(f"{e} (the encoder named in {ck / 'config.json'}; pass encoder_weights / --encoder-weights to use another file)") from None
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.startswith('encoder.')]
     if missing or unexpected: raise ValueError(f"{ck / 'model.safetensors'}: missing {missing}, unexpected {unexpected}")
+    model.checkpoint = dict(path=str(ck), step=meta.get('step'))
     say(f"loaded {ck} (step {meta['step']}); encoder: {model.encoder.description}")
     return model.to(device).eval()
 
-# %% ../nbs/03_dinosaur.ipynb 50
+# %% ../nbs/03_dinosaur.ipynb 53
 _CSV_COLS = ['step', 'loss', 'lr', 'grad_norm', 's_per_step', 'img_per_s', 'elapsed_s', 'encoder']
 
 def _fast_paths(device:torch.device)->dict:
@@ -813,7 +956,7 @@ def train_dinosaur(
                    else "no record of its data (an older mrdino)")
             raise ValueError(f"{ck} was trained on other data ({was}; now {data['frames']} frames of {data['size']} px, hash "
                              f"{data['digest']}): resuming would mix them. Train into a new out_dir, or delete {out} to start clean")
-        model.load_state_dict(_st_load(str(ck / 'model.safetensors')), strict=False)
+        model.load_state_dict(read_safetensors(ck / 'model.safetensors', f"delete {ck} to resume from an older checkpoint"), strict=False)
         st = load_state(ck / 'state.pt')
         opt.load_state_dict(st['opt']); g.set_state(st['gen']); start = st['step']
         say(f"resumed from {ck} at step {start}", rank)
@@ -901,7 +1044,7 @@ def train_dinosaur(
         say(f"done: step {last['step']}, loss {last['loss']:.4g}, {speed}; checkpoint {last['checkpoint']}", rank)
     return last
 
-# %% ../nbs/03_dinosaur.ipynb 57
+# %% ../nbs/03_dinosaur.ipynb 60
 @dataclass
 class WindowLayout:
     "How an image is cut into square windows."
@@ -924,7 +1067,7 @@ def window_layout(
     pt, pl = (ny * crop - H) // 2, (nx * crop - W) // 2
     return WindowLayout((H, W), crop, [(iy * crop - pt, ix * crop - pl) for iy in range(ny) for ix in range(nx)], (pt, pl))
 
-# %% ../nbs/03_dinosaur.ipynb 60
+# %% ../nbs/03_dinosaur.ipynb 63
 def merge_window_slots(
     labels:np.ndarray,     # (H, W) int channel id per canvas pixel (argmax of the joined masks); channel = window * C + j
     feats:np.ndarray,      # (n_windows, K, ...) per-slot features compared by cosine similarity (C = n_bg + K channels per window)
@@ -975,7 +1118,7 @@ def merge_window_slots(
         parent[c] = r
     return parent[labels], parent
 
-# %% ../nbs/03_dinosaur.ipynb 66
+# %% ../nbs/03_dinosaur.ipynb 69
 def join_windows(
     masks:np.ndarray,        # (nW, K, crop, crop) alpha masks of each window
     layout:WindowLayout,     # where the windows lie on the canvas
@@ -1091,7 +1234,7 @@ def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPredi
     wp.labels = cv2.resize(wp.canvas_labels, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != (H, W) else wp.canvas_labels
     return wp
 
-# %% ../nbs/03_dinosaur.ipynb 71
+# %% ../nbs/03_dinosaur.ipynb 74
 REF_ENCODER_PREFIX = 'models.feature_extractor.model.'   # the reference's frozen DINOv2 (torch.hub layout)
 _REF_KEYS = (  # reference key after `models.` -> mrdino key (`head.` = the stage-2 head); a trailing '.' matches a prefix
     ('conditioning.slots_mu', 'slot_mu'), ('conditioning.slots_logsigma', 'slot_log_sigma'),
@@ -1127,13 +1270,8 @@ def read_reference_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(f"reference checkpoint {path} does not exist; download a .ckpt from the authors' Drive folder "
                                 f"(see the README of github.com/visinf/mr-dinosaur, section Checkpoints)")
-    try: ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-        why = next((l for l in lines if 'Unsupported global' in l), lines[0] if lines else '')
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {why[:300]}). It is read with "
-                         f"torch.load(weights_only=True), which never runs code from the file, so a text file, a truncated "
-                         f"download or a pickled Python object is refused: download the .ckpt again.") from None
+    ck = torch_load(path, "it is read with torch.load(weights_only=True), which never runs code from the file, so a text file, "
+                          "a truncated download or a pickled Python object is refused: download the .ckpt again")
     sd = ck.get('state_dict', ck) if isinstance(ck, dict) else None
     if not isinstance(sd, dict) or not any(isinstance(k, str) and k.startswith('models.') for k in sd):
         found = sorted(map(str, ck))[:6] if isinstance(ck, dict) else type(ck).__name__
@@ -1170,6 +1308,7 @@ def load_reference_checkpoint(
         elif (m := reference_key(k)) is not None: ours[m] = v
         elif k.startswith(_REF_NOT_MODEL): ignored.append(k)
         else: unexpected.append(k)
+    check_finite({**{REF_ENCODER_PREFIX + k: v for k, v in enc_sd.items()}, **{_ref_name(k): v for k, v in ours.items()}}, path)
     need = [k for k in ('slot_mu', 'input_mlp.0.weight', 'decoder.pos', 'decoder.mlp.0.weight') if k not in ours]
     if need: raise ValueError(f"{path}: missing reference keys {[_ref_name(k) for k in need]} (not a DINOSAUR checkpoint?)")
     D, Fd, P = ours['slot_mu'].shape[-1], ours['input_mlp.0.weight'].shape[0], ours['decoder.pos'].shape[1]
@@ -1200,6 +1339,7 @@ def load_reference_checkpoint(
         raise ValueError(f"{path}: the slot model takes {P} patches of {Fd}-d features, encoder {enc.description} gives "
                          f"{enc.n_patches} of {enc.dim}-d: pass a cfg / encoder that fits (ViT-S/14: 384-d, ViT-B/14: 768-d)")
     with torch.random.fork_rng(devices=[]): model = Dinosaur(cfg, enc)
+    model.checkpoint = dict(path=str(path), step=None)
     hsd = {k[len('head.'):]: v for k, v in ours.items() if k.startswith('head.')}
     head = SlotDeactivation(D, hsd['mlp.0.weight'].shape[0], len(_linear_ids(hsd, 'mlp.')) - 1) if 'mlp.0.weight' in hsd else None
     want = {**model.trainable_state_dict(), **({f'head.{k}': v for k, v in head.state_dict().items()} if head else {})}

@@ -46,8 +46,8 @@ def resolve_model(
     variant:str='stage2',         # main-job folder only: the Tab. 3a row (`mrdino.stage2.VARIANTS`)
 )->tuple:                         # (Dinosaur, SlotDeactivation or None, description)
     "Load the model (and stage-2 head) a path holds, and say which."
-    from mrdino.dinosaur import load_dinosaur, find_checkpoint
-    from mrdino.stage2 import load_head
+    from mrdino.dinosaur import load_dinosaur, find_checkpoint, checkpoint_candidates
+    from mrdino.stage2 import load_pair
     p = Path(path)
     if p.is_file():                                                               # the authors' release .ckpt
         from mrdino.stage2 import load_trained
@@ -62,13 +62,14 @@ def resolve_model(
             if s and not (p / s / 'done.json').exists():
                 raise FileNotFoundError(f"{p} has no finished step {s!r} ({p / s / 'done.json'} is missing): finish the "
                                         f"main job (mrdino demo --out {p}) or choose another variant")
-        model, head = load_dinosaur(p / base, encoder_weights, device=device), (load_head(p / hd, device)[0] if hd else None)
-        what = (f"{'MR-DINOSAUR' if variant == 'stage2' else variant} from main job {p}: model {_ckpt_step(p / base, 'model.safetensors')}"
-                + (f" + stage-2 head {_ckpt_step(p / hd, 'head.safetensors')}" if hd else ", every slot a segment (no stage-2 head)"))
-    elif find_checkpoint(p, 'head.safetensors') is not None:                      # stage-2 run folder
+        if hd: model, head, pair = load_pair(p / base, p / hd, encoder_weights, device)   # a head only with the model it was trained on
+        else: model, head, pair = load_dinosaur(p / base, encoder_weights, device=device), None, f"model {_ckpt_step(p / base, 'model.safetensors')}"
+        what = f"{'MR-DINOSAUR' if variant == 'stage2' else variant} from main job {p}: {pair}" + ('' if hd else ", every slot a segment (no stage-2 head)")
+    elif checkpoint_candidates(p, 'head.safetensors'):                            # stage-2 run folder
         base = _stage2_base(p)
-        model, head = load_dinosaur(base, encoder_weights, device=device), load_head(p, device)[0]
-        what = f"MR-DINOSAUR: model {_ckpt_step(base, 'model.safetensors')} + stage-2 head {_ckpt_step(p, 'head.safetensors')}"
+        if base.parent.name == 'ckpt': base = base.parent.parent                  # its run: a damaged checkpoint may have an intact, matching one
+        model, head, pair = load_pair(base, p, encoder_weights, device)
+        what = f"MR-DINOSAUR: {pair}"
     elif find_checkpoint(p) is not None:                                           # DINOSAUR / stage-1 run
         model, head = load_dinosaur(p, encoder_weights, device=device), None
         what = f"model {_ckpt_step(p, 'model.safetensors')}, every slot a segment (no stage-2 head)"

@@ -145,7 +145,7 @@ def training_windows(
     return np.stack(wins), np.stack(labs), np.array(org)
 
 # %% ../nbs/04_stage1.ipynb 22
-from .dinosaur import Dinosaur, to_images, save_checkpoint, find_checkpoint, load_state, say
+from .dinosaur import Dinosaur, to_images, save_checkpoint, find_checkpoint, load_state, say, read_safetensors
 
 
 @torch.no_grad()
@@ -165,10 +165,9 @@ def encode_windows(
     return torch.cat(out) if out else torch.zeros(0)
 
 def load_trainable(model:nn.Module, ck:Path):
-    "Load a checkpoint's weights into `model` in place (every non-encoder weight must be present)."
-    from safetensors.torch import load_file
+    "Load a checkpoint's weights into `model` in place (every non-encoder weight must be present and finite)."
     f = Path(ck) / 'model.safetensors'
-    missing, unexpected = model.load_state_dict(load_file(str(f)), strict=False)
+    missing, unexpected = model.load_state_dict(read_safetensors(f, f"delete {Path(ck)} to resume from an older checkpoint"), strict=False)
     missing = [k for k in missing if not k.startswith('encoder.')]
     if missing or unexpected: raise ValueError(f"{f}: missing {missing}, unexpected {unexpected}: not a checkpoint of this model")
 

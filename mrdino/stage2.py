@@ -15,8 +15,9 @@ from .stage1 import instance_masks, match_masks, upsample_masks
 
 # %% auto 0
 __all__ = ['STAGE2_PRESETS', 'EVAL_PROTOCOL', 'VARIANTS', 'WORLD_ENCODERS', 'PRESET_THREADS', 'SlotDeactivation', 'stage2_loss',
-           'gated_labels', 'Stage2Config', 'slots_and_masks', 'load_head', 'train_stage2', 'segment_windows',
-           'predict_frame', 'evaluate_model', 'load_trained', 'MainJob']
+           'gated_labels', 'Stage2Config', 'slots_and_masks', 'base_record', 'head_base', 'load_head', 'train_stage2',
+           'segment_windows', 'predict_frame', 'evaluate_model', 'pair_checkpoints', 'load_pair', 'load_trained',
+           'MainJob']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -94,7 +95,8 @@ def gated_labels(
     return torch.cat([bg, mk]).argmax(0).int().numpy()
 
 # %% ../nbs/05_stage2.ipynb 17
-from .dinosaur import Dinosaur, say, write_checkpoint, find_checkpoint, load_state
+from .dinosaur import (Dinosaur, say, write_checkpoint, find_checkpoint, load_state, load_dinosaur,
+                             read_safetensors, safetensors_header, weights_digest, checkpoint_candidates)
 from .stage1 import encode_windows, append_csv
 
 @dataclass
@@ -137,24 +139,38 @@ def slots_and_masks(
         S.append(o.slots.float().cpu()); M.append(o.masks.float().cpu())
     return torch.cat(S), torch.cat(M)
 
-def _save_head(out:Path, head:nn.Module, step:int, opt, cfg:Stage2Config, meta:dict):
+def _save_head(out:Path, head:nn.Module, step:int, opt, cfg:Stage2Config, meta:dict, base:dict):
     "Atomic checkpoint of the deactivation MLP: out/ckpt/step_N/{head.safetensors, state.pt, config.json}, out/ckpt/latest."
     from safetensors.torch import save_file
     def write(d:Path):
-        save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(d / 'head.safetensors'))
+        save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(d / 'head.safetensors'),
+                  metadata={f'mrdino.base_{k}': str(v) for k, v in base.items() if v is not None})
         torch.save(dict(step=step, opt=opt.state_dict()), d / 'state.pt')
         (d / 'config.json').write_text(json.dumps(dict(stage2=asdict(cfg), step=step, **meta), indent=1, default=str))
     return write_checkpoint(out, step, write)
 
+def base_record(model:Dinosaur)->dict:
+    "What a head records about the model it is trained on: the hash of its weights, and its checkpoint and step if known."
+    return dict(digest=weights_digest(model.trainable_state_dict()), **(model.checkpoint or {}))
+
+def head_base(
+    path:str|Path,  # a head.safetensors
+)->dict|None:       # {digest, step, path} of the model it was trained on; None: saved by an mrdino that did not record it
+    "The model a stage-2 head was trained on, from its file's metadata."
+    md = safetensors_header(path).get('__metadata__') or {}
+    if 'mrdino.base_digest' not in md: return None
+    return dict(digest=md['mrdino.base_digest'], step=md.get('mrdino.base_step'), path=md.get('mrdino.base_path'))
+
 def load_head(path:str|Path, device='cpu')->tuple:
     "(SlotDeactivation, Stage2Config) from a stage-2 run folder or checkpoint folder."
-    from safetensors.torch import load_file
     p = find_checkpoint(path, 'head.safetensors')
     if p is None: raise FileNotFoundError(f"no stage-2 checkpoint in {path} (expected head.safetensors or ckpt/latest)")
     meta = json.loads((p / 'config.json').read_text())
     cfg = Stage2Config(**meta['stage2'])
     head = SlotDeactivation(meta['slot_dim'], cfg.hidden)
-    head.load_state_dict(load_file(str(p / 'head.safetensors')))
+    sd = read_safetensors(p / 'head.safetensors', 'use another checkpoint or train stage 2 again')
+    try: head.load_state_dict(sd)
+    except RuntimeError as e: raise ValueError(f"{p / 'head.safetensors'} does not fit {p / 'config.json'}: {str(e).splitlines()[-1].strip()}") from None
     return head.to(device).eval(), cfg
 
 # %% ../nbs/05_stage2.ipynb 19
@@ -184,8 +200,13 @@ def train_stage2(
     head = SlotDeactivation(model.cfg.slot_dim, cfg.hidden).to(dev)
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
     step = 0
+    base = base_record(model)                                           # saved in every head file: which model it belongs to
     ck = find_checkpoint(out, 'head.safetensors')
     if ck is not None:
+        rec = head_base(ck / 'head.safetensors')
+        if rec is not None and rec['digest'] != base['digest']:
+            raise ValueError(f"{ck} holds a head trained on another model ({_describe_base(rec)}; this one's weights hash to "
+                             f"{base['digest']}): resuming would mix them. Train into a new out_dir, or delete {out} to start clean")
         h, _ = load_head(ck, dev); head.load_state_dict(h.state_dict())
         st = load_state(ck / 'state.pt'); opt.load_state_dict(st['opt']); step = st['step']
         say(f"stage 2: resuming {out} at step {step}", name='stage2')
@@ -212,7 +233,7 @@ def train_stage2(
                          dropped=st['dropped'], win_per_s=round(len(idx) / dt, 1)))
         bar.update(1); bar.set_postfix(loss=f"{loss.item():.4f}", win_s=rows[-1]['win_per_s'])
         if step % cfg.ckpt_every == 0 or step == total:
-            last['checkpoint'] = str(_save_head(out, head, step, opt, cfg, meta))
+            last['checkpoint'] = str(_save_head(out, head, step, opt, cfg, meta, base))
             append_csv(out / 'log.csv', rows); rows = []
         if stop_after is not None and step - start >= stop_after: break
     bar.close()
@@ -301,6 +322,54 @@ def evaluate_model(
     return res
 
 # %% ../nbs/05_stage2.ipynb 25
+def _describe_base(rec:dict)->str:
+    return f"weights hash {rec['digest']}" + (f", {rec['path']}" if rec.get('path') else '') + (f", step {rec['step']}" if rec.get('step') else '')
+
+def pair_checkpoints(
+    model_path:str|Path,  # DINOSAUR / stage-1 run folder (or one of its checkpoint folders)
+    head_path:str|Path,   # stage-2 run folder (or one of its checkpoint folders)
+)->tuple:                 # (model checkpoint folder, head checkpoint folder, '' or one line on what was skipped or is unverified)
+    "The newest intact model and head checkpoints where the head was trained on that model (the weights hash it records)."
+    ms, hs = checkpoint_candidates(model_path), checkpoint_candidates(head_path, 'head.safetensors')
+    if not ms: raise FileNotFoundError(f"no DINOSAUR checkpoint in {model_path} (expected model.safetensors or ckpt/step_*)")
+    if not hs: raise FileNotFoundError(f"no stage-2 checkpoint in {head_path} (expected head.safetensors or ckpt/step_*)")
+    damaged = '; '.join(bad for _, bad in ms + hs if bad)
+    models, heads = [ck for ck, bad in ms if not bad], [ck for ck, bad in hs if not bad]
+    fix = f"restore the damaged file, or train again (delete {Path(model_path)} and {Path(head_path)} or use new folders)"
+    if not models or not heads: raise ValueError(f"no intact {'model' if not models else 'stage-2'} checkpoint: {damaged}: {fix}")
+    digests = {}
+    def digest(ck):
+        if ck not in digests: digests[ck] = weights_digest(read_safetensors(ck / 'model.safetensors'))
+        return digests[ck]
+    for hk in heads:                                   # newest first
+        rec = head_base(hk / 'head.safetensors')
+        if rec is None:                                # saved before heads recorded their model
+            if models[0] != ms[0][0]:
+                raise ValueError(f"{damaged}; the head {hk} does not record which model it was trained on (saved by an older mrdino), "
+                                 f"so the older model checkpoint {models[0]} cannot be checked against it: {fix}")
+            return models[0], hk, (f"pairing unverified: the head {hk} was saved by an older mrdino that did not record its model; "
+                                   f"using the newest model checkpoint {models[0]}" + (f" ({damaged})" if damaged else ''))
+        mk = next((m for m in models if digest(m) == rec['digest']), None)
+        if mk is not None:
+            return mk, hk, (f"{damaged}: using model {mk} with the head {hk}, which was trained on it" if damaged else '')
+    rec = head_base(heads[0] / 'head.safetensors')
+    raise ValueError(f"no intact model checkpoint in {model_path} is the one the stage-2 head {heads[0]} was trained on "
+                     f"({_describe_base(rec)})" + (f"; damaged: {damaged}" if damaged else '') + f": {fix}")
+
+def load_pair(
+    model_path:str|Path,            # DINOSAUR / stage-1 run folder
+    head_path:str|Path,             # stage-2 run folder trained on it
+    encoder_weights:str|None=None,  # DINOv2 weight file overriding the one the model names
+    device='cpu',
+    encoder=None,                   # an already built encoder
+)->tuple:                           # (Dinosaur, SlotDeactivation, 'model <ckpt> (step N) + stage-2 head <ckpt> (step M)')
+    "Load a model and a stage-2 head that belong together (`pair_checkpoints`), saying in one line any fallback."
+    mk, hk, note = pair_checkpoints(model_path, head_path)
+    if note: say(note, name='stage2')
+    model, head = load_dinosaur(mk, encoder_weights, encoder, device=device), load_head(hk, device)[0]
+    step = lambda ck: json.loads((ck / 'config.json').read_text()).get('step')
+    return model, head, f"model {mk} (step {step(mk)}) + stage-2 head {hk} (step {step(hk)})"
+
 def load_trained(
     path:str|Path,                  # mrdino DINOSAUR / stage-1 run or checkpoint folder, or a reference release .ckpt (any stage)
     head:str|Path|None=None,        # mrdino stage-2 run folder: the slot-deactivation head
@@ -316,17 +385,26 @@ def load_trained(
         if head is not None and h is not None:
             raise ValueError(f"{p} has its own stage-2 head (object_decoder.slot_decoder); do not pass a head as well")
         what = f"reference checkpoint {p.name} ({'MR-DINOSAUR, its stage-2 head' if h is not None else 'DINOSAUR / stage 1, no head'})"
+        if head is not None:
+            hk = find_checkpoint(head, 'head.safetensors')
+            if hk is None: raise FileNotFoundError(f"no stage-2 checkpoint in {head} (expected head.safetensors or ckpt/step_*)")
+            rec, h = head_base(hk / 'head.safetensors'), load_head(hk, device)[0]
+            if rec is None: say(f"pairing unverified: the head {hk} was saved by an older mrdino that did not record its model", name='stage2')
+            elif rec['digest'] != weights_digest(model.trainable_state_dict()):
+                raise ValueError(f"the stage-2 head {hk} was trained on another model ({_describe_base(rec)}), not on {p}: pass the model it was trained on")
+            what += f" + stage-2 head {hk}"
+    elif head is not None:
+        model, h, pair = load_pair(p, head, encoder_weights, device)
+        what = f"mrdino {pair}"
     else:
         model, h = load_dinosaur(p, encoder_weights, device=device), None
         what = f"mrdino run {p}"
-    if head is not None:
-        h = load_head(head, device)[0]; what += f" + stage-2 head {head}"
     c = model.cfg
     desc = (f"{what}: {c.n_slots} slots x {c.slot_dim}, {c.crop}-px windows, "
             f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
     return model, h, desc
 
-# %% ../nbs/05_stage2.ipynb 38
+# %% ../nbs/05_stage2.ipynb 40
 import hashlib, contextlib
 from .data import read_source, atomic_write, WORLDS, world_size
 from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur, FILTERBANK_ARCH
@@ -355,7 +433,7 @@ def _check_weight_file(name:str, path:str):
     if not (st or head[:4] == b'PK\x03\x04' or head[:1] == b'\x80'):
         raise ValueError(f"{name}={path!r} is not a weight file (expected .safetensors or a torch .pth/.pt checkpoint)")
 
-# %% ../nbs/05_stage2.ipynb 39
+# %% ../nbs/05_stage2.ipynb 41
 PRESET_THREADS = dict(synthetic=1)   # torch CPU threads per preset (others: torch's default, one per core)
 
 @dataclass

@@ -324,18 +324,30 @@ def test_synth_output_reads_back(tmp_path, capsys):
 
 # ---- 5. storage: damaged checkpoints, full disks, leftovers of killed writers ----
 
-def test_truncated_latest_checkpoint_falls_back(tmp_path):
+def test_truncated_latest_checkpoint_falls_back(tmp_path, capsys):
+    import warnings
     run = tmp_path / 'run'
     train_dinosaur(_tiny(6), frames(), run, progress=False)
     new = run / 'ckpt' / 'step_0000006' / 'model.safetensors'
     new.write_bytes(new.read_bytes()[:-100])                             # disk filled up mid-write (e.g. by another job)
-    with pytest.warns(UserWarning, match=str(new)): ck = find_checkpoint(run)
-    assert ck.name == 'step_0000003'
-    from mrdino.dinosaur import load_dinosaur
-    with pytest.warns(UserWarning, match='truncated'): load_dinosaur(run)
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                                   # said in one log line, not a Python warning
+        ck = find_checkpoint(run)
+        assert ck.name == 'step_0000003'
+        (line,) = [l for l in capsys.readouterr().out.splitlines() if str(new) in l]
+        assert 'truncated' in line and line.endswith(f'using the newest intact checkpoint {ck}')
+        from mrdino.dinosaur import load_dinosaur
+        load_dinosaur(run)
+        assert 'truncated' in capsys.readouterr().out
+    import shutil
+    shutil.copytree(run, tmp_path / 'copy')
     st = run / 'ckpt' / 'step_0000003' / 'state.pt'
     st.write_bytes(st.read_bytes()[:200])
     with pytest.raises(ValueError, match=r'no intact checkpoint.*step_0000006.*truncated.*step_0000003/state.pt'): find_checkpoint(run)
+    r = train_dinosaur(_tiny(9), frames(), tmp_path / 'copy', progress=False)   # a training resume continues from the intact one
+    out = capsys.readouterr().out
+    assert r['step'] == 9 and 'resumed from' in out and 'step_0000003 at step 3' in out
 
 
 def test_feature_cache_space_checked_and_allocated(tmp_path, monkeypatch):
