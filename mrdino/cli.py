@@ -224,7 +224,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('data', help='annotated data: KITTI 2015 root, TRI-PD test scenes, MOVi-E, mrdino synth output, or synthetic[:N]')
     s.add_argument('--head', help='stage-2 run folder: switch background slots off (MR-DINOSAUR); without it every slot counts')
     s.add_argument('--protocol', default='generic', choices=PROTOCOLS, help='evaluation protocol (see mrdino.metrics)')
-    s.add_argument('--out', default='runs/eval', help='output folder: metrics.json, per_image.csv, overlays/ (previous overlays are removed)')
+    s.add_argument('--out', default='runs/eval', help='output folder: metrics.json, per_image.csv, overlays/ (written once every frame is scored; the overlays of the evaluation before are replaced, other files stay)')
     s.add_argument('--every', type=_int_from(1), default=1, help='every n-th annotated frame (>= 1)')
     s.add_argument('--encoder-weights', type=_file, default=None, help='override the encoder weight file stored in the checkpoint')
     s.add_argument('--device', type=_device, default='cpu', help='cpu, cuda or cuda:N')
