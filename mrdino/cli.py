@@ -4,11 +4,12 @@
 
 # %% ../nbs/07_cli.ipynb 2
 from __future__ import annotations
-import argparse, json, sys
+import argparse, builtins, json, sys
 from pathlib import Path
 
 # %% auto 0
-__all__ = ['DINOSAUR_PRESETS', 'FLOW_BACKENDS', 'LAYOUTS', 'WORLDS', 'PROTOCOLS', 'build_parser', 'main', 'run_demo']
+__all__ = ['DINOSAUR_PRESETS', 'FLOW_BACKENDS', 'LAYOUTS', 'WORLDS', 'PROTOCOLS', 'SCALE_RANGE', 'build_parser', 'main',
+           'run_demo']
 
 # %% ../nbs/07_cli.ipynb 4
 def _synth(a):
@@ -79,6 +80,7 @@ def _evaluate(a):
     for s in read_source(a.data):
         frames = [f for f in s.iter_frames(skip_bad=True) if f.gt is not None][::a.every]
         for line in summarize_skipped(s.skipped): print(f"skipped: {line}")
+        if not frames: continue                                     # no ground truth in this sequence: no empty bar
         for f in progress_bar(frames, desc=s.name):
             preds.append(predict_frame(model, f.image, head, seed=a.seed, protocol=a.protocol)[0]); gts.append(f.gt)
             names.append(f"{s.name.replace('/', '_')}_{f.index:06d}"); ims.append(f.image)
@@ -117,6 +119,9 @@ def _caches(a):
 
 def _demo(a):
     "Run the main job on the embedded synthetic videos."
+    names = [k for k, _ in a.param]
+    twice = sorted({k for k in names if names.count(k) > 1})
+    if twice: raise ValueError(f"parameter(s) {', '.join(twice)} given more than once: give each -p NAME VALUE once")
     def val(x):
         try: return int(x)
         except ValueError:
@@ -130,6 +135,7 @@ FLOW_BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')   # 
 LAYOUTS = ('auto', 'folder', 'video', 'kitti_raw', 'kitti2015', 'tripd', 'movi', 'synth', 'synthetic')
 WORLDS = ('objects', 'street')                                      # `mrdino.data.WORLDS`
 PROTOCOLS = ('kitti', 'tri_pd', 'movi_e', 'synthetic', 'generic')   # `mrdino.metrics.PROTOCOLS`
+SCALE_RANGE = (0.05, 20.0)                                          # `mrdino.pseudolabels.InstanceConfig.SCALE_RANGE`
 
 def _int_from(lo:int):
     "argparse type: an integer >= `lo`."
@@ -147,6 +153,12 @@ def _positive(s:str)->float:
     try: v = float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a number (allowed: > 0)") from None
     if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"{s} is out of range (allowed: a finite number > 0)")
+    return v
+
+def _scale(s:str)->float:
+    "argparse type: a factor in `SCALE_RANGE` (frame size relative to the size the pseudo-label settings were tuned for)."
+    v, (lo, hi) = _positive(s), SCALE_RANGE
+    if not lo <= v <= hi: raise argparse.ArgumentTypeError(f"{s} is out of range (allowed: {lo:g} to {hi:g})")
     return v
 
 def _device(s:str)->str:
@@ -180,7 +192,7 @@ def build_parser()->argparse.ArgumentParser:
     s = sub.add_parser('demo', help='run the main job (nbs/05_stage2.ipynb) on the embedded synthetic videos (objects world; -p world street for the street)')
     s.add_argument('--out', default='runs/demo', help='output folder (finished steps are reused on a rerun)')
     s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
-                   help='notebook parameter, e.g. -p preset kitti -p device cuda (numbers are parsed; unknown names are an error)')
+                   help='notebook parameter, e.g. -p preset kitti -p device cuda (numbers are parsed; unknown or repeated names and bad values are refused before anything is written; the folder is --out)')
     s.set_defaults(fn=_demo)
     for name, fn, hlp in [('pseudolabel', _pseudolabel, 'instance pseudo-labels of every quasi-static frame: OUT/<settings hash>/'),
                           ('flow', _flow, 'flow and quasi-static retrieval table of each sequence')]:
@@ -192,7 +204,7 @@ def build_parser()->argparse.ArgumentParser:
             s.add_argument('--shard', type=_shard, default='0/1', help='i/n: this job does sequences j with j %% n == i')
             s.add_argument('--mode', default='exact', choices=['exact', 'fast'], help='HDBSCAN on every pixel (exact) or on a lattice (fast)')
             s.add_argument('--edge', default='reference', choices=['reference', 'both_axes'], help='flow-edge test: reference (x-Sobel) or the paper text (both axes)')
-            s.add_argument('--scale', type=_positive, default=None, help='scale pixel thresholds for frames F times the size they were tuned for (> 0)')
+            s.add_argument('--scale', type=_scale, default=None, help='scale pixel thresholds for frames F times the size they were tuned for (0.05 to 20)')
         s.add_argument('--backend', default='dis', choices=FLOW_BACKENDS, help='optical flow: ' + ', '.join(FLOW_BACKENDS))
         s.add_argument('--preset', default='kitti', choices=DINOSAUR_PRESETS, help='tau_static preset: kitti 1.7, tri_pd 0.5, movi_e 1.7, synthetic 1.7')
         s.add_argument('--tau-static', type=_positive, default=None, help='corner threshold in px, > 0 (overrides --preset)')
@@ -216,7 +228,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('data', help='annotated data: KITTI 2015 root, TRI-PD test scenes, MOVi-E, mrdino synth output, or synthetic[:N]')
     s.add_argument('--head', help='stage-2 run folder: switch background slots off (MR-DINOSAUR); without it every slot counts')
     s.add_argument('--protocol', default='generic', choices=PROTOCOLS, help='evaluation protocol (see mrdino.metrics)')
-    s.add_argument('--out', default='runs/eval', help='output folder: metrics.json, per_image.csv, overlays/ (previous overlays are removed)')
+    s.add_argument('--out', default='runs/eval', help='output folder: metrics.json, per_image.csv, overlays/ (written once every frame is scored; the overlays of the evaluation before are replaced, other files stay)')
     s.add_argument('--every', type=_int_from(1), default=1, help='every n-th annotated frame (>= 1)')
     s.add_argument('--encoder-weights', type=_file, default=None, help='override the encoder weight file stored in the checkpoint')
     s.add_argument('--device', type=_device, default='cpu', help='cpu, cuda or cuda:N')
@@ -258,27 +270,33 @@ def run_demo(
     out:str|Path='runs/demo', # output folder: main.ipynb (executed), results.json, one folder per step
     **params,                 # other parameters of the notebook, e.g. `preset='kitti'`, `device='cuda'`
 )->dict:                      # the contents of results.json
-    "Run the main-job notebook with papermill on the embedded synthetic default (or the given parameters)."
+    "Check the parameters, then run the main-job notebook with papermill on the embedded synthetic default (or the given parameters)."
     import papermill as pm
+    from mrdino.stage2 import MainJob   # (torch) imported when the demo runs, so that `mrdino --help` answers at once
+    if 'out_dir' in params: raise ValueError(f"out_dir is the output folder, given by --out (run_demo's `out`): drop -p out_dir {params['out_dir']}")
+    known = set(MainJob.__dataclass_fields__) - {'out_dir', 'progress'}   # the notebook's parameters cell (and its own check)
+    unknown = sorted(set(params) - known)           # papermill only warns about unknown names: a misspelling is an error here
+    if unknown: raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: the main job takes {', '.join(sorted(known))}")
+    out = Path(out).resolve()
+    MainJob(out_dir=str(out), **params)            # the notebook's checks, here: a refused job writes nothing, not even main.ipynb
     nb = Path(__file__).resolve().parent.parent / 'nbs' / '05_stage2.ipynb'
     if not nb.exists():
         raise FileNotFoundError(f"{nb} not found: `mrdino demo` runs the notebook of a source checkout (pip install -e .); "
                                 "without one, use mrdino.stage2.MainJob(...).evaluate()")
-    import ast                                     # papermill only warns about unknown names: a misspelling is an error here
-    cell = next(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if 'parameters' in c['metadata'].get('tags', []))
-    known = {t.id for s in ast.parse(cell).body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
-    unknown = sorted(set(params) - known)
-    if unknown: raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: {nb.name} takes {', '.join(sorted(known - {'out_dir'}))}")
-    out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     print(f"running {nb} -> {out / 'main.ipynb'}")
-    pm.execute_notebook(str(nb), str(out / 'main.ipynb'), parameters=dict(out_dir=str(out), **params),
-                        cwd=str(nb.parent.parent), progress_bar=False, log_output=True)
+    try: pm.execute_notebook(str(nb), str(out / 'main.ipynb'), parameters=dict(out_dir=str(out), **params),
+                             cwd=str(nb.parent.parent), progress_bar=False, log_output=True)
+    except pm.PapermillExecutionError as e:        # a step refused its input (a bad frame, a full disk): one line, the traceback stays in main.ipynb
+        kind = getattr(builtins, e.ename, None)
+        if not (isinstance(kind, type) and issubclass(kind, (ValueError, OSError))): raise
+        raise (OSError if issubclass(kind, OSError) else ValueError)(f"{e.ename}: {e.evalue} (traceback in {out / 'main.ipynb'})") from None
     res = json.loads((out / 'results.json').read_text())
     cols = ['f1_50', 'ap_50', 'ar_50', 'all_ari', 'fg_ari', 'recall_parked']
     print(f"{'':14s}" + ''.join(f"{c:>15s}" for c in cols))
     for v, r in res.items(): print(f"{v:14s}" + ''.join(f"{100 * r.get(c, float('nan')):15.1f}" for c in cols))
     return res
 
-# %% ../nbs/07_cli.ipynb 14
+# %% ../nbs/07_cli.ipynb 16
 # `python -m mrdino.cli ...` and `torchrun -m mrdino.cli train-dinosaur ...` (not when a notebook kernel runs this cell)
 if __name__ == '__main__' and Path(sys.argv[0]).name == 'cli.py': sys.exit(main())

@@ -987,12 +987,17 @@ def atomic_write(
     path,             # destination file (its folder is created)
     data:bytes|str,   # content; text is written as UTF-8
 ):
-    "Write `data` to `path` via a temporary file in the same folder and `os.replace`."
+    "Write `data` to `path` via a temporary file in the same folder and `os.replace`; an error names `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
         with open(tmp, 'wb') as f: f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
+    except OSError as e:                          # a full disk, a read-only folder: say which file could not be written
+        try: tmp.unlink(missing_ok=True)
+        except OSError: pass
+        if e.errno is None: raise OSError(f"could not write {path}: {e}") from e
+        raise OSError(e.errno, e.strerror, str(path)) from e   # (a subclass by errno: PermissionError, ...)
     except BaseException:
         tmp.unlink(missing_ok=True); raise
 

@@ -414,6 +414,14 @@ def overlay_panel(
 # %% ../nbs/06_metrics.ipynb 72
 def _fmt(v): return "" if isinstance(v, float) and np.isnan(v) else (f"{v:.6f}" if isinstance(v, float) else str(v))
 
+def _recorded_overlays(out:Path)->set:
+    "Overlay files that the evaluation in `out` wrote, as its metrics.json lists them (no readable record: none)."
+    try: names = json.loads((out / "metrics.json").read_text()).get("overlays")
+    except (OSError, ValueError, AttributeError): return set()
+    root = (out / "overlays").resolve()
+    return {n for n in names if isinstance(n, str) and n.endswith(".png") and root in (root / n).resolve().parents} \
+        if isinstance(names, list) else set()
+
 def evaluate_predictions(
     pred_maps:Sequence[np.ndarray],     # joined (H, W) int predictions on the protocol's canvas (0 = background)
     gt_maps:Sequence[np.ndarray],       # raw (H, W) GT annotations
@@ -425,7 +433,7 @@ def evaluate_predictions(
     count_background:bool=False,        # count predicted id 0 as a segment (DINOSAUR baseline mode)
     meta:dict|None=None,                # what was scored (checkpoint, head, data, ...), recorded in metrics.json as `run`
 )->dict:                                # the content of metrics.json
-    "Score a dataset under a protocol and write metrics.json, per_image.csv and overlay PNGs atomically."
+    "Score a dataset under a protocol, then write metrics.json, per_image.csv and overlay PNGs atomically."
     import cv2
     p = get_protocol(protocol)
     n = len(pred_maps)
@@ -433,10 +441,10 @@ def evaluate_predictions(
     names = [f"{i:06d}" for i in range(n)] if names is None else [str(s) for s in names]
     if len(names) != n or (images is not None and len(images) != n): raise ValueError("names/images must have one entry per prediction")
     out = Path(out_dir)
-    for old in (out / "overlays").glob("*.png"): old.unlink()   # an earlier evaluation's overlays would sit beside these
     acc = MaskMetrics(count_background=count_background, min_gt_objects=p.min_gt_objects)
     cols = ["name", "n_gt_objects", "n_gt", "n_pred", "tp", "fg_ari", "all_ari"]
     buf = io.StringIO(); w = csv.writer(buf, lineterminator="\n"); w.writerow(cols)
+    overlays = {}                                                 # file name -> PNG bytes, written once every image is scored
     for i, (pm, gm) in enumerate(zip(pred_maps, gt_maps)):
         try: sp = score_pair(pm, gm, p)
         except ValueError as e: raise ValueError(f"image {names[i]}: {e}") from None
@@ -446,11 +454,14 @@ def evaluate_predictions(
             panel = overlay_panel(sp.pred, sp.gt, None if images is None else images[i])
             ok, png = cv2.imencode(".png", panel[..., ::-1])
             if not ok: raise RuntimeError(f"could not encode overlay for {names[i]}")
-            atomic_write(out / "overlays" / f"{names[i]}.png", png.tobytes())
+            overlays[f"{names[i]}.png"] = png.tobytes()
     m = acc.compute()
     result = dict(protocol=p.name, n_images=n, count_background=count_background,
                   metrics={k: (None if np.isnan(m[k]) else m[k]) for k in p.metrics},
-                  counts=acc.counts(), settings=asdict(p), run=dict(meta or {}))
+                  counts=acc.counts(), settings=asdict(p), run=dict(meta or {}), overlays=list(overlays))
+    previous = _recorded_overlays(out)                            # read before metrics.json is replaced
+    for name, png in overlays.items(): atomic_write(out / "overlays" / name, png)
     atomic_write(out / "per_image.csv", buf.getvalue())
     atomic_write(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+    for name in previous - set(overlays): (out / "overlays" / name).unlink(missing_ok=True)   # the last evaluation's, not rewritten
     return result

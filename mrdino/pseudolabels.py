@@ -62,10 +62,16 @@ class InstanceConfig:
         if self.min_cluster_size < 2: raise ValueError(f"min_cluster_size={self.min_cluster_size} must be >= 2 (HDBSCAN)")
         if self.lattice < 1: raise ValueError(f"lattice={self.lattice} must be >= 1")
 
+    SCALE_RANGE = (0.05, 20.0)   # factors `scaled` accepts: frames 1/20 to 20 times the tuned size (not a field)
+
     def scaled(self,
-               factor:float, # image size relative to the size the thresholds were tuned for (e.g. 126/376)
+               factor:float, # image size relative to the size the thresholds were tuned for (e.g. 126/376), in `SCALE_RANGE`
               )->InstanceConfig:
         "The same settings for frames `factor` times the tuned size: lengths × factor, areas × factor²."
+        lo, hi = self.SCALE_RANGE
+        if isinstance(factor, bool) or not isinstance(factor, (int, float, np.integer, np.floating)) or not lo <= factor <= hi:
+            raise ValueError(f"scale factor {factor!r} is out of range: allowed {lo} to {hi} (frame size relative to the "
+                             "size the settings were tuned for, e.g. 126/376 for 126-px frames and the KITTI defaults)")
         a = lambda n, lo=1: max(lo, int(round(n * factor * factor)))
         return replace(self, tau_fg=self.tau_fg * factor, tau_grad=self.tau_grad * factor,
                        erosion_radius=max(1, int(round(self.erosion_radius * factor))),

@@ -480,8 +480,12 @@ class MainJob:
             if not isinstance(getattr(self, name), str): raise ValueError(f"{name}={getattr(self, name)!r}: must be a text (a path)")
         if self.encoder_weights: _check_weight_file('encoder_weights', self.encoder_weights)
         for name in ('data', 'eval_data'):
-            v = str(getattr(self, name))
-            if not v.startswith('synthetic') and not Path(v).exists():
+            v = getattr(self, name)
+            kind, colon, n = v.partition(':')
+            if self._synthetic(name):
+                if colon and not n.isdecimal(): raise ValueError(f"{name}={v!r}: '{kind}:N' takes a whole number N of videos (>= 1)")
+                if colon and int(n) < 1: raise ValueError(f"{name}={v!r} has no videos: '{kind}:N' needs N >= 1")
+            elif not Path(v).exists():
                 raise FileNotFoundError(f"{name}={v!r} does not exist: give a video, a folder of frames, a dataset root, or 'synthetic:N'")
         if self.preset != 'synthetic' and not self.encoder_weights:
             raise ValueError(f"preset {self.preset!r} needs DINOv2 weights: pass encoder_weights=<dinov2_vitb14_pretrain.pth or model.safetensors>")
@@ -491,7 +495,7 @@ class MainJob:
             raise ValueError(f"device={self.device!r} but CUDA is not available here (torch {torch.__version__}): use device='cpu'")
         if ':' in self.device and int(self.device.split(':')[1]) >= torch.cuda.device_count():
             raise ValueError(f"device={self.device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-        self.out = Path(self.out_dir); self.out.mkdir(parents=True, exist_ok=True)
+        self.out = Path(self.out_dir)                # made by the first step that writes: a refused job leaves nothing behind
         over = dict(seed=self.seed, **({'encoder_weights': self.encoder_weights} if self.encoder_weights else {}))
         if self.baseline_steps: over['steps'] = self.baseline_steps
         if self.preset == 'synthetic' and not self.encoder_weights: over.update(WORLD_ENCODERS[self.world])
@@ -502,8 +506,23 @@ class MainJob:
         if self._synthetic('data') and world_size(self.world) != tuple(self.dcfg.resize):   # pixel settings follow the size
             raise ValueError(f"world {self.world!r} is {world_size(self.world)}, preset {self.preset!r} is made for "
                              f"{tuple(self.dcfg.resize)}: use preset 'synthetic' with generated worlds")
+        self._check_data()
 
-    def _synthetic(self, name:str)->bool: return str(getattr(self, name)).startswith('synthetic')
+    def _check_data(self):
+        "Refuse training data without two consecutive frames and evaluation data without ground truth, before any step."
+        def opened(name):
+            try: return self.videos() if name == 'data' else self.eval_videos()
+            except (FileNotFoundError, ValueError) as e: raise type(e)(f"{name}={getattr(self, name)!r}: {e}") from None
+        if not self._synthetic('data') and not any(len(s) >= 2 for s in opened('data')):
+            raise ValueError(f"data={self.data!r} has no sequence of two or more frames: pseudo-labels need consecutive frames")
+        if self._synthetic('eval_data'): return                            # generated videos always carry their ground truth
+        seqs = [s for s in opened('eval_data') if len(s)]
+        if not seqs: raise ValueError(f"eval_data={self.eval_data!r} has no frames: evaluation needs annotated frames")
+        bare = [s.name for s in seqs if s[0].gt is None]
+        if bare: raise ValueError(f"eval_data={self.eval_data!r}: {len(bare)} of {len(seqs)} sequence(s) have no ground-truth "
+                                  f"instance maps (first: {bare[0]}); give annotated data (KITTI 2015, TRI-PD test, MOVi-E, mrdino synth)")
+
+    def _synthetic(self, name:str)->bool: return str(getattr(self, name)).split(':')[0] in ('synthetic', 'synthetic-eval')
 
     def _world(self, name:str)->dict:
         "`read_source` arguments and step settings of `data` or `eval_data`: the world, for generated videos."
