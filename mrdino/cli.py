@@ -72,7 +72,7 @@ def _flow(a):
 def _evaluate(a):
     "Segment an annotated dataset with a trained model and score it under a protocol."
     from mrdino.data import progress_bar, read_source, summarize_skipped
-    from mrdino.stage2 import load_trained, predict_frame
+    from mrdino.stage2 import load_trained, predict_frame, NonFiniteOutputError
     from mrdino.metrics import evaluate_predictions
     model, head, desc = load_trained(a.checkpoint, a.head, a.encoder_weights, device=a.device)   # a run folder or a reference .ckpt
     print(f"evaluating {desc}")
@@ -82,7 +82,8 @@ def _evaluate(a):
         for line in summarize_skipped(s.skipped): print(f"skipped: {line}")
         if not frames: continue                                     # no ground truth in this sequence: no empty bar
         for f in progress_bar(frames, desc=s.name):
-            preds.append(predict_frame(model, f.image, head, seed=a.seed, protocol=a.protocol)[0]); gts.append(f.gt)
+            try: preds.append(predict_frame(model, f.image, head, seed=a.seed, protocol=a.protocol)[0]); gts.append(f.gt)
+            except NonFiniteOutputError as e: raise NonFiniteOutputError(f"model {a.checkpoint}: frame {f.index} of {s.name}: {e}") from None
             names.append(f"{s.name.replace('/', '_')}_{f.index:06d}"); ims.append(f.image)
     if not preds: raise ValueError(f"no annotated frames in {a.data}: evaluation needs ground-truth instance maps")
     from mrdino.dinosaur import find_checkpoint

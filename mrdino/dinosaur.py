@@ -25,7 +25,8 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'SAFETENSORS_MAX_HEADER
            'write_checkpoint', 'save_checkpoint', 'load_state', 'checkpoint_candidates', 'find_checkpoint',
            'checkpoint_problem', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout',
            'merge_window_slots', 'join_windows', 'WindowPrediction', 'reference_windows', 'predict_windows',
-           'preset_canvas', 'cut_windows', 'reference_key', 'read_reference_checkpoint', 'load_reference_checkpoint']
+           'preset_canvas', 'cut_windows', 'NonFiniteOutputError', 'reference_key', 'read_reference_checkpoint',
+           'load_reference_checkpoint']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
@@ -889,8 +890,13 @@ def load_dinosaur(
     if ck is None: raise FileNotFoundError(f"no DINOSAUR checkpoint in {path} (expected model.safetensors or ckpt/latest)")
     meta = json.loads((ck / 'config.json').read_text())
     cfg = _cfg_from(meta['config'])
+    if encoder_weights is not None:
+        if cfg.encoder_weights in ('filterbank', 'standin', 'random'):           # its features were a stand-in's, not DINOv2's
+            kind = 'the weight-free filter-bank' if cfg.encoder_weights == 'filterbank' else f"a random-init (seed {cfg.seed})"
+            raise ValueError(f"model {ck} was trained on {kind} stand-in encoder, not on DINOv2 features: encoder weights "
+                             f"{encoder_weights} do not apply to it; leave --encoder-weights out")
+        cfg = replace(cfg, encoder_weights=encoder_weights)
     sd = read_safetensors(ck / 'model.safetensors', 'use another checkpoint or train again')
-    if encoder_weights is not None: cfg = replace(cfg, encoder_weights=encoder_weights)
     try: model = Dinosaur(cfg, encoder)
     except (ValueError, FileNotFoundError) as e:
         if encoder is not None or encoder_weights is not None: raise
@@ -1211,6 +1217,24 @@ def cut_windows(
     canvas = np.zeros((ny * crop, nx * crop, 3), np.uint8); canvas[pt:pt + H, pl:pl + W] = _resize(image, (H, W))
     return lay, np.stack([canvas[y + pt:y + pt + crop, x + pl:x + pl + crop] for y, x in lay.origins])
 
+class NonFiniteOutputError(ValueError):
+    "A model's features, alpha masks, slots or λ hold NaN/inf: an error, never read as background."
+
+def check_finite(
+    what:str,               # which output, e.g. 'alpha masks'
+    t:torch.Tensor,         # (B, ...) the output
+    names:list|None=None,   # names (e.g. frames) owning equal shares of the B rows, for the message
+):
+    "Raise `NonFiniteOutputError` when `t` holds NaN or inf, naming the first frame that does."
+    bad = ~torch.isfinite(t.detach().reshape(len(t), -1)).all(1)               # (B,) rows with a NaN/inf
+    if not bad.any(): return
+    where = ''
+    if names:
+        hit = [n for n, b in zip(names, bad.reshape(len(names), -1).any(1).tolist()) if b]
+        where = f" on {hit[0]}" + (f" (and {len(hit) - 1} more)" if len(hit) > 1 else '')
+    raise NonFiniteOutputError(f"the model's {what} are NaN/inf{where}: its weights (or its encoder's) are broken, "
+                               "e.g. by a diverged training; use an earlier checkpoint or retrain")
+
 def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPrediction:
     "Run the windows `x` (nW, 3, crop, crop) through the model, join, merge, resize labels to `hw`."
     cfg, dev = model.cfg, next(model.parameters()).device
@@ -1218,7 +1242,10 @@ def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPredi
     noise = torch.randn(len(x), cfg.n_slots, cfg.slot_dim, generator=torch.Generator().manual_seed(seed))
     masks, slots = [], []
     for s in range(0, len(x), batch):
-        o = model(model.encode(x[s:s + batch].to(dev)), noise=noise[s:s + batch])
+        f = model.encode(x[s:s + batch].to(dev))                              # (b, P, F)
+        check_finite('encoder features', f)
+        o = model(f, noise=noise[s:s + batch])
+        check_finite('alpha masks', o.masks); check_finite('slots', o.slots)
         masks.append(o.masks.float().cpu()); slots.append(o.slots.float().cpu())
     masks, slots = torch.cat(masks), torch.cat(slots)                       # (nW, K, P), (nW, K, D)
     g = cfg.grid

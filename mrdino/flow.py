@@ -19,9 +19,9 @@ from .data import flow_to_rgb
 
 # %% auto 0
 __all__ = ['DIS_PRESETS', 'DIS_AUTO_HEIGHT', 'DEFAULT_DIS_PRESET', 'WEIGHTS_HELP', 'BACKENDS', 'TAU_STATIC', 'as_frame_image',
-           'check_flow', 'FlowBackend', 'DISFlow', 'FarnebackFlow', 'TVL1Flow', 'build_raft', 'smurf_tf_to_torchvision',
-           'raft_state_dict', 'load_weight_file', 'RaftFlow', 'get_backend', 'compute_flow', 'iter_flow',
-           'sequence_flow', 'corner_means', 'is_quasi_static', 'quasi_static_runs', 'QuasiStaticTable',
+           'check_flow', 'FlowBackend', 'check_flow_size', 'DISFlow', 'FarnebackFlow', 'TVL1Flow', 'build_raft',
+           'smurf_tf_to_torchvision', 'raft_state_dict', 'load_weight_file', 'RaftFlow', 'get_backend', 'compute_flow',
+           'iter_flow', 'sequence_flow', 'corner_means', 'is_quasi_static', 'quasi_static_runs', 'QuasiStaticTable',
            'retrieve_quasi_static', 'camera_still_truth', 'retrieval_metrics', 'evaluate_retrieval', 'metrics_table',
            'flow_epe', 'benchmark_flow', 'FlowExplorer']
 
@@ -71,15 +71,27 @@ class FlowBackend:
     device = 'cpu'
     batch_size = 1
     def describe(self)->str: return self.name
+    def size_problem(self, h:int, w:int)->str|None:
+        "Why this backend cannot take h×w frames (None: it can)."
+        return None
     def pair(self, im0:np.ndarray, im1:np.ndarray)->np.ndarray: raise NotImplementedError
     def batch(self, ims0:list, ims1:list)->list:
         "Flows of several pairs (uint8 images, already checked)."
         return [self.pair(a, b) for a, b in zip(ims0, ims1)]
     def __call__(self, im0, im1)->np.ndarray:
         im0, im1 = as_frame_image(im0, 'frame 0'), as_frame_image(im1, 'frame 1')
-        _check_pair(im0, im1)
+        _check_pair(im0, im1); check_flow_size(self, *im0.shape[:2])
         return check_flow(self.batch([im0], [im1])[0], f"flow from {self.describe()}")
     def __repr__(self): return f"FlowBackend({self.describe()})"
+
+def check_flow_size(
+    backend:FlowBackend,  # the backend that will run
+    h:int, w:int,         # frame size
+    what:str='frames',    # how to name the frames in the error
+):
+    "Raise, before any flow is computed, when the backend cannot take h×w frames: which frames, their size, what it needs."
+    bad = backend.size_problem(h, w)
+    if bad: raise ValueError(f"{what} are {w}×{h} px: {bad}")
 
 # %% ../nbs/01_flow.ipynb 11
 DIS_PRESETS = {  # name: (OpenCV preset, overrides {setter: value})
@@ -112,6 +124,17 @@ class DISFlow(FlowBackend):
         "The preset that runs on frames `height` pixels tall."
         if self.preset != 'auto': return self.preset
         return 'medium' if height >= DIS_AUTO_HEIGHT else 'fine'
+    def size_problem(self, h:int, w:int)->str|None:
+        "Why OpenCV's DIS cannot run on h×w frames with this preset (None: it can); OpenCV's own error names 12 px only."
+        name = self.preset_for(h); d = self._dis[name]
+        p, f = d.getPatchSize(), d.getFinestScale()
+        lo, hi = min(h, w), max(h, w)
+        coarsest = min(int(np.log2(hi / (4 * p)) + 0.5), int(np.floor(np.log2(lo / p))))   # the pyramid level DIS starts at
+        if coarsest < 0:                                                                    # OpenCV refuses the frames
+            return f"DIS flow needs frames of at least {p} px on the short side and {int(4 * p / 2 ** 1.5) + 1} px on the long side"
+        if coarsest < f and w > h:                  # OpenCV then picks its scales from the width alone: wide, short frames fail or crash
+            return f"DIS preset {name!r} needs frames at least {p << f} px tall when they are wider than tall: use backend 'dis' (auto) or 'dis_fine'"
+        return None
     def describe(self):
         p = f"auto: medium from {DIS_AUTO_HEIGHT} px tall, else fine" if self.preset == 'auto' else self.preset
         return f"dis[{p}{', ' + str(self.user) if self.user else ''}]"
@@ -426,6 +449,7 @@ def iter_flow(
     b = get_backend(backend, **kw)
     bs = batch_size or b.batch_size
     prev, pname = _frame_at(frames, 0)
+    check_flow_size(b, *prev.shape[:2], f"the frames of {seq}")
     ref, rname = prev, pname
     bar = progress_bar(total=n - 1, desc=f"flow {b.describe()}", disable=not progress, leave=False)
     t0, ims0, ims1, names = 0, [], [], []

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_predict.ipynb 2
 from __future__ import annotations
-import argparse, json, os, re, shutil, sys, time
+import argparse, hashlib, json, os, re, shutil, sys, time
 from pathlib import Path
 
 import cv2, numpy as np
@@ -12,9 +12,10 @@ import cv2, numpy as np
 from .data import read_source, atomic_write, clean_stale_tmp, label_to_rgb, BadFrameError, VideoSequence, _tmp_name
 
 # %% auto 0
-__all__ = ['resolve_model', 'canvas_size', 'frame_windows', 'segment_frames', 'instance_scores', 'rle_encode', 'rle_decode',
-           'coco_annotations', 'frame_name', 'iter_selected', 'source_identity', 'id_palette', 'overlay_frame',
-           'write_overlay_video', 'predict', 'add_predict_command', 'read_predictions', 'prediction_view']
+__all__ = ['MP4_MAX_SIDE', 'resolve_model', 'canvas_size', 'frame_windows', 'segment_frames', 'instance_scores', 'rle_encode',
+           'rle_decode', 'coco_annotations', 'frame_name', 'iter_selected', 'source_identity', 'id_palette',
+           'overlay_frame', 'mp4_frame_size', 'mp4_frame', 'write_overlay_video', 'predict', 'add_predict_command',
+           'read_predictions', 'prediction_view']
 
 # %% ../nbs/08_predict.ipynb 6
 def _variants()->dict:
@@ -119,20 +120,26 @@ def segment_frames(
     thr:float=0.5,             # λ threshold
     merge_thr:float|None=0.2,  # border merger's cosine threshold; None: no merging
     autocast:bool=False,       # bf16 autocast of encoder and slot attention (CUDA)
+    names:list|None=None,      # one name per frame, for errors (default: its position)
 )->list:                       # per frame (canvas labels (H, W) int32, 0 = background; λ (nW, K) or None; WindowLayout)
     "Segment several frames with one forward pass over all their windows; per frame as `stage2.predict_frame`."
     import torch, torch.nn.functional as F
-    from mrdino.dinosaur import WindowPrediction
+    from mrdino.dinosaur import WindowPrediction, check_finite
     from mrdino.stage2 import segment_windows
     cfg, dev = model.cfg, next(model.parameters()).device
     x, lays = frame_windows(cfg, images, resize)
     nW, K, g = len(lays[0].origins), cfg.n_slots, cfg.grid
+    names = names or [f"frame {i} of the batch" for i in range(len(images))]
     noise = torch.randn(nW, K, cfg.slot_dim, generator=torch.Generator().manual_seed(seed))    # (nW, K, D) as predict_windows
     with torch.no_grad():
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-            o = model(model.encode(x.to(dev)), noise=noise.repeat(len(images), 1, 1))
+            f = model.encode(x.to(dev))                                                         # (B*nW, P, F)
+            check_finite('encoder features', f, names)
+            o = model(f, noise=noise.repeat(len(images), 1, 1))
+        check_finite('alpha masks', o.masks, names); check_finite('slots', o.slots, names)    # NaN/inf: an error, not background
         masks, slots = o.masks.float().cpu(), o.slots.float()                                   # (B*nW, K, P), (B*nW, K, D)
-        lam = head(slots).cpu().numpy() if head is not None else None                           # (B*nW, K)
+        lam = head(slots) if head is not None else None                                         # (B*nW, K)
+        if lam is not None: check_finite('λ (stage-2 head)', lam, names); lam = lam.cpu().numpy()
     slots = slots.cpu().numpy()
     res = []
     for i, lay in enumerate(lays):
@@ -263,20 +270,51 @@ def overlay_frame(
     return out
 
 # %% ../nbs/08_predict.ipynb 22
+MP4_MAX_SIDE = 8190            # OpenCV's mp4v writer refuses frames with a side of 1 px or of 8192 px and more, and crops odd sides
+
+def _mp4_scaled(h:int, w:int)->tuple:
+    "(h, w) scaled (aspect kept) so no side exceeds `MP4_MAX_SIDE`, and none is below 2 px."
+    s = min(1.0, MP4_MAX_SIDE / max(h, w))
+    return max(2, round(h * s)), max(2, round(w * s))
+
+def mp4_frame_size(
+    h:int, w:int,              # overlay frame size
+)->tuple:                      # (H, W): even sides of 2 to `MP4_MAX_SIDE` px
+    "The size an h×w overlay frame is written at: scaled down past 8190 px or up to 2 px, odd sides padded by one."
+    hs, ws = _mp4_scaled(h, w)
+    return hs + hs % 2, ws + ws % 2
+
+def mp4_frame(
+    f:np.ndarray,              # (h, w, 3) uint8 frame
+)->np.ndarray:                 # (H, W, 3) at `mp4_frame_size`
+    "The frame as the MP4 writer takes it: resized (nearest) only where it must be, one black row/column where a side is odd."
+    hs, ws = _mp4_scaled(*f.shape[:2])
+    if (hs, ws) != f.shape[:2]: f = cv2.resize(f, (ws, hs), interpolation=cv2.INTER_NEAREST)
+    return np.pad(f, ((0, hs % 2), (0, ws % 2), (0, 0)))
+
+def _mp4_refusal(path:Path, W:int, H:int)->str:
+    "Why OpenCV would not open an mp4v writer: a 64×64 test video in the temp folder tells a missing encoder from an unwritable folder."
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        vw = cv2.VideoWriter(str(Path(d) / 'test.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 10, (64, 64)); ok = vw.isOpened(); vw.release()
+    if not ok: return f"OpenCV cannot write {path.name} (mp4v): its build lacks an MP4 encoder (a 64×64 test video fails too); use --no-overlays"
+    return f"OpenCV cannot write {W}×{H} mp4v frames to {path} though it writes a 64×64 test video: is {path.parent} writable?"
+
 def write_overlay_video(
     path:Path,                 # .mp4 to write (atomically: a temporary .mp4, then renamed)
-    frames,                    # iterable of (h, w, 3) uint8 RGB overlay frames
+    frames,                    # iterable of (h, w, 3) uint8 RGB overlay frames, one size
     fps:float,                 # frames per second
 )->int:                        # frames written
-    "Write frames to an MP4 with OpenCV's VideoWriter (mp4v), atomically."
+    "Write frames to an MP4 with OpenCV's VideoWriter (mp4v), atomically, each at `mp4_frame_size`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(_tmp_name(path).name + '.mp4')          # .NAME.HOST-PID.tmp.mp4: `clean_stale_tmp` knows it
     vw, n = None, 0
     try:
         for f in frames:
+            f = mp4_frame(f)
             if vw is None:
                 vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*'mp4v'), fps, (f.shape[1], f.shape[0]))
-                if not vw.isOpened(): raise OSError(f"OpenCV cannot write {tmp} (mp4v): its build lacks an MP4 encoder")
+                if not vw.isOpened(): raise OSError(_mp4_refusal(tmp, f.shape[1], f.shape[0]))
             vw.write(np.ascontiguousarray(f[..., ::-1])); n += 1
         if vw is not None: vw.release(); os.replace(tmp, path)
     except BaseException:
@@ -284,7 +322,7 @@ def write_overlay_video(
         tmp.unlink(missing_ok=True); raise
     return n
 
-# %% ../nbs/08_predict.ipynb 24
+# %% ../nbs/08_predict.ipynb 25
 def _png(a:np.ndarray)->bytes:
     ok, b = cv2.imencode('.png', a)
     if not ok: raise OSError("could not encode a PNG")
@@ -313,7 +351,69 @@ def _check_out(out:Path, source, seqs):
         if out == d or d in out.parents:
             raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another OUT")
 
-# %% ../nbs/08_predict.ipynb 25
+def _digest(p:Path)->list:
+    "[size in bytes, SHA-256 prefix] of a file: what run.json records of every output."
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return [p.stat().st_size, h.hexdigest()[:16]]
+
+def _files(out:Path, images:list, vids:list)->dict:
+    "{path under OUT: `_digest`} of every mask PNG, coco.json and the overlay videos."
+    return {k: _digest(out / k) for k in [f"masks/{i['file_name']}" for i in images] + ['coco.json'] + list(vids)}
+
+def _damage(
+    out:Path,                  # a finished predict OUT
+    files:dict,                # {path under OUT: [size, hash]} from its run.json; None instead of [size, hash]: only its presence is known
+)->dict:                       # {path: what is wrong} of the missing or changed ones
+    "The recorded outputs that are missing or differ from their recorded size and hash."
+    bad = {}
+    for rel, want in files.items():
+        if not (out / rel).is_file(): bad[rel] = 'missing'; continue
+        got = _digest(out / rel) if want is not None else want
+        if got != want: bad[rel] = f"{got[0]} bytes, recorded {want[0]}" if got[0] != want[0] else 'its bytes differ from the recorded hash'
+    return bad
+
+def _overlay_video(out:Path, s, items:list, n_ids:int, every:int, say):
+    "overlays/<sequence>.mp4 from the source frames and their mask PNGs; `items`: [(frame index, PNG path under masks/)]."
+    (h, w), (H, W) = s.size, mp4_frame_size(*s.size)
+    if (H, W) != (h, w): say(f"predict: overlays/{s.name}.mp4 shows the {w}×{h} frames at {W}×{H}: MP4 (mp4v) takes even sides of 2 to {MP4_MAX_SIDE} px", name='predict')
+    pal, png, fps = id_palette(n_ids), dict(items), 0
+    if isinstance(s, VideoSequence): cap = cv2.VideoCapture(str(s.path)); fps = cap.get(cv2.CAP_PROP_FPS); cap.release()
+    gen = (overlay_frame(f.image, cv2.imread(str(out / 'masks' / png[i]), cv2.IMREAD_UNCHANGED).astype(np.int32), pal)
+           for i, f, _ in iter_selected(s, sorted(png)) if f is not None)
+    write_overlay_video(out / 'overlays' / f"{s.name}.mp4", gen, (fps or 10.0) / every)
+
+def _labels_from_coco(img:dict, anns:list)->np.ndarray:
+    "A frame's 16-bit mask from its COCO annotations: each instance's id on its RLE, 0 elsewhere (what the PNG holds)."
+    lab = np.zeros((img['height'], img['width']), np.uint16)
+    for a in anns: lab[rle_decode(a['segmentation'])] = a['instance_id']
+    return lab
+
+def _repair(out:Path, prev:dict, bad:dict, seqs:list, n_ids:dict, every:int, overlays:bool, say)->dict:
+    "Remake a finished run's missing or damaged masks (from coco.json) and overlays (from the masks), and the overlays it lacks."
+    coco = json.loads((out / 'coco.json').read_text())
+    anns = {}
+    for a in coco['annotations']: anns.setdefault(a['image_id'], []).append(a)
+    for img in coco['images']:
+        if f"masks/{img['file_name']}" in bad: atomic_write(out / 'masks' / img['file_name'], _png(_labels_from_coco(img, anns.get(img['id'], []))))
+    vids, add = [], overlays and not prev['outputs']['overlays']
+    for s in seqs:
+        v, items = f"overlays/{s.name}.mp4", [(i['frame_index'], i['file_name']) for i in coco['images'] if i['sequence'] == s.name]
+        if v in bad or (add and items):
+            (out / v).unlink(missing_ok=True); _overlay_video(out, s, items, n_ids[s.name], every, say)
+        if v in prev['outputs']['overlays'] or (add and items): vids.append(v)
+    files = _files(out, coco['images'], vids)
+    off = [k for k in bad if k in (prev['outputs'].get('files') or {}) and files.get(k) != prev['outputs']['files'][k]]
+    rec = dict(prev, outputs=dict(prev['outputs'], overlays=vids, files=files))
+    atomic_write(out / 'run.json', json.dumps(rec, indent=1) + '\n')
+    did = ([f"remade {len(bad)} file(s), " + (f"but {', '.join(off)} differ from the recorded bytes (another OpenCV?)" if off else
+                                              'byte-identical to the recorded ones')] if bad else [])
+    did += [f"wrote {len(vids) - len(prev['outputs']['overlays'])} overlay video(s) it was run without"] if add else []
+    say(f"predict: {'; '.join(did)} → {out}", name='predict')
+    return rec
+
+# %% ../nbs/08_predict.ipynb 26
 def predict(
     model:str|Path,            # main-job folder, stage-2 run folder, or DINOSAUR / stage-1 run folder (`resolve_model`)
     source,                    # anything `mrdino.data.read_source` opens: video, folder of frames, dataset root, 'synthetic:N'
@@ -328,13 +428,13 @@ def predict(
     seed:int=0,                # slot-noise seed
     thr:float=0.5,             # λ threshold (head only)
     merge_thr:float|None=0.2,  # border merger's cosine threshold
-    overlays:bool=True,        # write overlays/<sequence>.mp4
+    overlays:bool=True,        # write overlays/<sequence>.mp4 (no setting: the masks do not depend on it, a rerun may change it)
     layout:str='auto',         # `read_source` layout
     progress:bool=True,        # tqdm bar (frames/s)
 )->dict:                       # the content of run.json
     "Segment every (n-th) frame of a source: masks/*.png (16-bit ids), coco.json, overlays/*.mp4, run.json."
     from mrdino.data import progress_bar, summarize_skipped
-    from mrdino.dinosaur import window_layout, _fast_paths, say
+    from mrdino.dinosaur import window_layout, _fast_paths, say, NonFiniteOutputError
     for k, v in dict(every=every, batch=batch).items():
         if int(v) < 1: raise ValueError(f"{k}={v}: must be a positive integer")
     if max_frames is not None and int(max_frames) < 1: raise ValueError(f"max_frames={max_frames}: must be positive (or None for all)")
@@ -359,22 +459,34 @@ def predict(
     settings = dict(model=what, variant=variant if is_job else None,
                     resize=resize, seed=seed, thr=thr if head is not None else None, merge_thr=merge_thr, every=every,
                     max_frames=max_frames, batch=batch, device=torch.device(dev).type, bf16_autocast=fast['bf16_autocast'],
-                    overlays=overlays, layout=layout, source=ident)
+                    layout=layout, source=ident)
     from mrdino.metrics import PROTOCOLS
     if resize in PROTOCOLS and PROTOCOLS[resize].reference_inputs: settings['pixels'] = 'reference'   # runs before this used uint8 windows
     settings = json.loads(json.dumps(settings))
     rj = out / 'run.json'
     if rj.exists():
-        prev = json.loads(rj.read_text())
-        if prev.get('settings') != settings:
-            diff = sorted(k for k in set(settings) | set(prev.get('settings', {})) if settings.get(k) != prev.get('settings', {}).get(k))
+        try: prev = json.loads(rj.read_text())
+        except ValueError: raise ValueError(f"{rj} is damaged (not JSON): delete {out} to start again, or choose another OUT") from None
+        old = {k: v for k, v in prev.get('settings', {}).items() if k != 'overlays'}     # earlier runs recorded it as a setting
+        if old != settings:
+            diff = sorted(k for k in set(settings) | set(old) if settings.get(k) != old.get(k))
             raise ValueError(f"{out} holds predictions made with other settings (differing: {', '.join(diff)}): "
                              "choose another OUT, or delete it to start again")
         if prev.get('status') == 'done':
-            missing = [p for p in [prev['outputs']['coco'], *prev['outputs']['overlays']] if not (out / p).exists()]
-            if missing: raise FileNotFoundError(f"{out} is a finished run but {missing} are missing: delete {rj} to redo it")
-            say(f"predict: {out} is finished ({prev['frames']['written']} frames); nothing to do", name='predict')
-            return prev
+            files = prev['outputs'].get('files') or dict.fromkeys([prev['outputs']['coco'], *prev['outputs']['overlays']])
+            bad = _damage(out, files)                                      # recorded size and hash of every output
+            add = overlays and not prev['outputs']['overlays'] and prev['frames']['written'] > 0
+            if not bad and not add:
+                say(f"predict: {out} is finished ({prev['frames']['written']} frames, its {len(files)} files as recorded); nothing to do", name='predict')
+                return prev
+            if bad:
+                found = ', '.join(f"{k} ({v})" for k, v in list(bad.items())[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else '')
+                say(f"predict: {out} is a finished run, but files are missing or damaged ({len(bad)} of {len(files)}): {found}; "
+                    + ("coco.json holds the scores, so every frame is segmented again" if 'coco.json' in bad else 'making them again'), name='predict')
+            if 'coco.json' not in bad:                                      # masks from its RLE, overlays from the masks
+                n_ids = {n: p['windows'] * (cfg.n_slots + (head is not None)) + 1 for n, p in prev['protocol']['sequences'].items()}
+                return _repair(out, prev, bad, [s for s, _ in plan], n_ids, every, overlays, say)
+            for k in bad: (out / k).unlink(missing_ok=True)                # the run below makes them again
     out.mkdir(parents=True, exist_ok=True)
     clean_stale_tmp(out)                                   # temporaries (files, overlay videos) of a killed run
     protocol = dict(resize=resize, seed=seed, thr=settings['thr'], merge_thr=merge_thr, sequences={})
@@ -406,7 +518,11 @@ def predict(
             if skipped: n_skip += len(skipped); bar.set_postfix(skipped=n_skip)    # listed as ranges at the end
             recs = []
             if frames:
-                res = segment_frames(net, [f.image for _, f in frames], head, resize, seed, thr, merge_thr, fast['bf16_autocast'])
+                try: res = segment_frames(net, [f.image for _, f in frames], head, resize, seed, thr, merge_thr, fast['bf16_autocast'],
+                                          names=[f"{s.name}/{frame_name(s, i)}" for i, _ in frames])
+                except NonFiniteOutputError as e:                           # a broken model: say so, leave no run 'running'
+                    bar.close(); atomic_write(rj, json.dumps(dict(status='failed', settings=settings, error=str(e)), indent=1) + '\n')
+                    raise NonFiniteOutputError(f"model {model}: {e}") from None
                 for (i, f), (lab, lam, lay) in zip(frames, res):
                     h, w = f.image.shape[:2]
                     full = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) if lab.shape != (h, w) else lab
@@ -432,23 +548,17 @@ def predict(
                                sequence=s.name, frame_index=r['index']))
             for a in r['anns']: anns.append(dict(id=len(anns) + 1, image_id=len(images), **a))
         if overlays and recs:
-            v = out / 'overlays' / f"{s.name}.mp4"
-            vids.append(str(v.relative_to(out)))
-            if not v.exists():
-                p = protocol['sequences'][s.name]
-                pal = id_palette(p['windows'] * (cfg.n_slots + (head is not None)) + 1)
-                fps = 0
-                if isinstance(s, VideoSequence): cap = cv2.VideoCapture(str(s.path)); fps = cap.get(cv2.CAP_PROP_FPS); cap.release()
-                ok = {r['index']: r['name'] for r in recs}
-                gen = (overlay_frame(f.image, cv2.imread(str(out / 'masks' / s.name / f"{ok[i]}.png"), cv2.IMREAD_UNCHANGED).astype(np.int32), pal)
-                       for i, f, _ in iter_selected(s, sorted(ok)) if f is not None)
-                write_overlay_video(v, gen, (fps or 10.0) / every)
+            v = f"overlays/{s.name}.mp4"
+            vids.append(v)
+            if not (out / v).exists():
+                _overlay_video(out, s, [(r['index'], f"{s.name}/{r['name']}.png") for r in recs],
+                               protocol['sequences'][s.name]['windows'] * (cfg.n_slots + (head is not None)) + 1, every, say)
     coco = dict(info=dict(description='mrdino predict', model=what), images=images, annotations=anns, categories=cats)
     atomic_write(out / 'coco.json', json.dumps(coco, separators=(',', ':')))
     wall = time.time() - t0
     rec = dict(status='done', model=what, encoder=net.encoder.description, protocol=protocol, settings=settings,
                source=ident, frames=dict(selected=total, written=len(images), skipped=skipped, instances=len(anns)),
-               outputs=dict(masks='masks', coco='coco.json', overlays=vids),
+               outputs=dict(masks='masks', coco='coco.json', overlays=vids, files=_files(out, images, vids)),
                time=dict(segment_s=round(secs, 2), frames_this_call=n_run, frames_per_s=round(n_run / secs, 2) if n_run and secs else None,
                          wall_s=round(wall, 2), device=dev, bf16_autocast=fast['bf16_autocast'], sdpa=fast['sdpa_attention']))
     atomic_write(rj, json.dumps(rec, indent=1) + '\n')
@@ -458,7 +568,7 @@ def predict(
     for line in summarize_skipped(skipped): print(f"predict: skipped {line}", file=sys.stderr)   # run.json lists each one
     return rec
 
-# %% ../nbs/08_predict.ipynb 39
+# %% ../nbs/08_predict.ipynb 40
 def _predict_cmd(a)->int:
     "Handler of `mrdino predict`."
     for what, p in (('model', a.model), ('source', a.source), ('encoder weights', a.encoder_weights)):
@@ -492,7 +602,7 @@ def add_predict_command(
     s.set_defaults(fn=_predict_cmd)
     return s
 
-# %% ../nbs/08_predict.ipynb 42
+# %% ../nbs/08_predict.ipynb 43
 def read_predictions(
     out:str|Path,              # a finished `predict` output folder
     sequence:str|None=None,    # sequence name (default: the first)
@@ -515,7 +625,7 @@ def read_predictions(
                 labels=[cv2.imread(str(out / 'masks' / i['file_name']), cv2.IMREAD_UNCHANGED).astype(np.int32) for i in imgs],
                 scores=[scores[i['id']] for i in imgs], gt=[f.gt for f in fr])
 
-# %% ../nbs/08_predict.ipynb 43
+# %% ../nbs/08_predict.ipynb 44
 def _data_uri(rgb:np.ndarray)->str:
     "An RGB image as an inline JPEG (display only: small enough for a notebook)."
     import base64

@@ -25,7 +25,7 @@ __all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 
 
 # %% ../nbs/02_pseudolabels.ipynb 4
 from .data import BadFrameError, label_to_rgb, atomic_write, clean_stale_tmp, input_identity, identity_changes
-from .flow import get_backend, corner_means, is_quasi_static, TAU_STATIC
+from .flow import get_backend, corner_means, is_quasi_static, check_flow_size, _corner_size, TAU_STATIC
 
 # %% ../nbs/02_pseudolabels.ipynb 5
 log = logging.getLogger(__name__)
@@ -564,6 +564,14 @@ def _run_one(args):
     return seq.name, rows
 
 # %% ../nbs/02_pseudolabels.ipynb 52
+def _check_frame_size(seq, flow, frac:float):
+    "Refuse a sequence whose frames the flow backend or the corner statistic cannot take, naming it, its size and the minimum."
+    try: h, w = seq.size
+    except BadFrameError: return                                    # no frame decodes: each one is reported as unreadable
+    check_flow_size(flow, h, w, f"the frames of {seq.name}")
+    try: _corner_size(h, w, frac)
+    except ValueError as e: raise ValueError(f"{seq.name}: {e}") from None
+
 def pseudolabel(
     source,                          # list of `Sequence`s, or anything `mrdino.data.read_source` opens
     out,                             # output root; results go to out/<settings hash>/
@@ -592,12 +600,16 @@ def pseudolabel(
     if dup: raise ValueError(f"sequence names {dup} occur more than once: outputs would collide; rename them")
     cfg = replace(instances or InstanceConfig(), **instance_kw)
     job = PseudoLabelJob(backend, dict(flow_kw or {}), tau_static, frac, min_corners, min_run, cfg)
-    desc = get_backend(backend, **job.flow_kw).describe()
+    flow = get_backend(backend, **job.flow_kw)
+    desc = flow.describe()
     settings = job.settings(desc)
     out = Path(out).resolve()
     for d in _source_dirs(source, seqs):
         if out == d or d in out.parents:
             raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another out")
+    i, n = _parse_shard(shard)
+    mine = [s for j, s in enumerate(seqs) if j % n == i]
+    for s in mine: _check_frame_size(s, flow, frac)                # before anything is written
     root = out / settings_hash(settings)
     root.mkdir(parents=True, exist_ok=True)
     clean_stale_tmp(root)
@@ -606,8 +618,6 @@ def pseudolabel(
     if sfile.exists() and sfile.read_text() != text:
         raise ValueError(f"{sfile} holds other settings than this run's (hash collision?); remove {root}")
     if not sfile.exists(): atomic_write(sfile, text.encode())
-    i, n = _parse_shard(shard)
-    mine = [s for j, s in enumerate(seqs) if j % n == i]
     for s in mine: _check_inputs(s, root)
     todo = [s for s in mine if not (root / 'records' / f'{_safe_name(s.name)}.jsonl').exists()]
     total = sum(len(s) for s in todo)
@@ -647,7 +657,7 @@ def pseudolabel(
     log.info(f"pseudolabel: {res['labelled']} maps from {total} frames in {dt:.1f} s ({res['frames_per_s']:.1f} frames/s)")
     return res
 
-# %% ../nbs/02_pseudolabels.ipynb 56
+# %% ../nbs/02_pseudolabels.ipynb 57
 def _quality_frames(videos, flow, cfg, every, flow_kw):
     "Yield (video index, frame, pseudo-label, GT of the moving objects, GT of all objects, seconds) per still frame."
     b = None if flow == 'gt' else get_backend(flow, **(flow_kw or {}))
@@ -708,7 +718,7 @@ def quality_table(
                      f"{'':12s} | {100*a['f1_50']:13.1f} {100*a['all_ari']:7.1f} {100*a['fg_ari']:6.1f}")
     return '\n'.join(lines)
 
-# %% ../nbs/02_pseudolabels.ipynb 64
+# %% ../nbs/02_pseudolabels.ipynb 65
 class ThresholdExplorer:
     "Tune the pseudo-label thresholds on a live frame: settings in, instance map and overlay out."
     sliders = dict(tau_fg=(0.5, 10.0, 0.01), tau_grad=(0.0, 60.0, 0.1), min_cluster_size=(2, 120, 1),

@@ -244,7 +244,7 @@ def train_stage2(
     return last
 
 # %% ../nbs/05_stage2.ipynb 21
-from .dinosaur import predict_windows, merge_window_slots, join_windows
+from .dinosaur import predict_windows, merge_window_slots, join_windows, check_finite, NonFiniteOutputError
 from .metrics import get_protocol
 
 def segment_windows(
@@ -277,7 +277,8 @@ def predict_frame(
     wp = predict_windows(model, image, seed=seed, merge_thr=None, protocol=p if p is not None and p.reference_inputs else None)
     lam = None
     if head is not None:
-        with torch.no_grad(): lam = head(torch.from_numpy(wp.slots).to(next(head.parameters()).device)).cpu().numpy()
+        with torch.no_grad(): lam = head(torch.from_numpy(wp.slots).to(next(head.parameters()).device))   # (nW, K)
+        check_finite('λ (stage-2 head)', lam); lam = lam.cpu().numpy()
     return segment_windows(wp, lam, thr, merge_thr, mode), lam
 
 # %% ../nbs/05_stage2.ipynb 23
@@ -304,7 +305,8 @@ def evaluate_model(
     items = [(v, t) for v in videos for t in range(0, len(v), every)]
     for v, t in progress_bar(items, desc='evaluate', disable=not progress):
         f = v[t]
-        lab, _ = predict_frame(model, f.image, head, thr, seed, protocol=protocol)
+        try: lab, _ = predict_frame(model, f.image, head, thr, seed, protocol=protocol)
+        except NonFiniteOutputError as e: raise NonFiniteOutputError(f"{v.name} frame {t}: {e}") from None
         sp = score_pair(lab, f.gt, protocol)
         preds.append(sp.pred); gts.append(sp.gt); ns.append(sp.n_gt_objects)
         if hasattr(v, 'parked'):
