@@ -3,7 +3,7 @@ mrdino's exact and fast modes, the job's throughput, and (with --quality) pseudo
 
     .venv/bin/python bench/pseudolabels.py             # timing table + job frames/s
     .venv/bin/python bench/pseudolabels.py --quality   # + quality table (paper Tab. 4 style), several minutes
-    .venv/bin/python bench/pseudolabels.py --video ../shared/data/vtest.avi   # + timing on a real video's DIS flows
+    .venv/bin/python bench/pseudolabels.py --video vtest.avi   # + timing on a real video's DIS flows
 
 `straightforward_instances` below is the independent reference the tests compare against: it does what the
 reference release does, step by step, on full frames (erosion, Sobel and masks per component, HDBSCAN via
@@ -121,7 +121,7 @@ def knn_seconds(flow, steps, cfg=None):
 
 
 def video_frames(path, every=13, limit=400):
-    "Forward DIS flows of every `every`-th frame of a real video (e.g. ../shared/data/vtest.avi)."
+    "Forward DIS flows of every `every`-th frame of a real video (e.g. OpenCV's sample vtest.avi)."
     import cv2
     from mrdino.flow import get_backend
     cap, frames = cv2.VideoCapture(str(path)), []
@@ -215,7 +215,7 @@ if __name__ == '__main__':
     ap.add_argument('--loky', action='store_true', help="also time the straightforward version with hdbscan's default worker processes")
     ap.add_argument('--no-job', action='store_true', help='skip the job throughput table')
     ap.add_argument('--no-timing', action='store_true', help='skip the per-frame timing table')
-    ap.add_argument('--video', help='also time DIS flows of a real video, every 13th frame (e.g. ../shared/data/vtest.avi)')
+    ap.add_argument('--video', help="also time DIS flows of a real video, every 13th frame (e.g. OpenCV's sample vtest.avi)")
     a = ap.parse_args()
     if not a.no_timing: timing_table(bench_frames(), a.loky)
     if a.video and not a.no_timing:

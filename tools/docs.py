@@ -10,6 +10,9 @@ build) and render them with the Furo theme. Executed outputs are cached (jupyter
 code), so a rebuild after editing one notebook re-executes only that one. Nothing is fetched from the network:
 widgets show the static snapshot they carry, progress bars write text lines.
 
+The log names each page as Sphinx reads it: `executed`, `cached` (outputs from the execution cache) or `unchanged`
+(not read again), with the seconds it took; the kernels' and myst-nb's per-notebook messages are left out.
+
 `--quick` leaves `#| slow` and `#| cuda` cells unexecuted (as `nbdev_test` does without `--flags`): the CI build.
 `--demo-run runs/demo` points 05_stage2's main job and 08_predict's demo at a finished `mrdino demo` run, so its steps
 are reused (without it the full build runs the main job in each of the two notebooks).
@@ -21,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / '_docs_build'
 _HIDE = {'export', 'exporti', 'hide', 'default_exp'}
+_CHATTER = ('Kernel is running over TCP without encryption',)   # every kernel's start-up warning (ipykernel 7), one per notebook
 _SHOW_DOC = """from nbdev.showdoc import show_doc as _nbdev_show_doc
 from IPython.display import Markdown
 def show_doc(sym, **kw):
@@ -45,8 +49,7 @@ def prepare(nb_path:Path, quick:bool=False, toc:list|None=None, demo_run:Path|No
     cells = [_cell('code', _SHOW_DOC, ['remove-cell'])]
     for c in proc.nb.cells:
         src = c.source
-        if c.cell_type != 'code':                     # index.ipynb writes image paths from the repository root (the README's)
-            cells.append(_cell(c.cell_type, src.replace('](nbs/images/', '](images/'))); continue
+        if c.cell_type != 'code': cells.append(_cell(c.cell_type, src)); continue
         d = getattr(c, 'directives_', None) or {}
         shown = '\n'.join(l for l in src.split('\n') if not re.match(r'\s*#\|', l)).strip('\n')
         tags = list(c.get('metadata', {}).get('tags', []))
@@ -69,9 +72,9 @@ def prepare(nb_path:Path, quick:bool=False, toc:list|None=None, demo_run:Path|No
         'language_info': {'name': 'python'}})
     return nbformat.writes(nb)
 
-def stage(src_dir:Path, quick:bool, demo_run:Path|None=None)->list:
+def stage(src_dir:Path, quick:bool, demo_run:Path|None=None, nbs_dir:Path=ROOT / 'nbs')->list:
     "Write the prepared notebooks and conf.py to `src_dir`, touching only files whose content changed."
-    nbs = sorted((ROOT / 'nbs').glob('*.ipynb'))
+    nbs = sorted(Path(nbs_dir).glob('*.ipynb'))
     names = [p.stem for p in nbs if p.stem != 'index']
     src_dir.mkdir(parents=True, exist_ok=True)
     want = {'conf.py': (ROOT / 'tools' / 'docs_conf.py').read_text(),
@@ -83,25 +86,33 @@ def stage(src_dir:Path, quick:bool, demo_run:Path|None=None)->list:
     for name, text in want.items():
         f = src_dir / name; f.parent.mkdir(exist_ok=True)
         if not f.exists() or f.read_text() != text: f.write_text(text)
-    for im in sorted((ROOT / 'nbs' / 'images').glob('*')):   # figures the notebooks' markdown shows
+    for im in sorted((Path(nbs_dir) / 'images').glob('*')):   # figures the notebooks' markdown shows
         f = src_dir / 'images' / im.name; f.parent.mkdir(exist_ok=True)
         if not f.exists() or f.read_bytes() != im.read_bytes(): shutil.copyfile(im, f)
     return list(want)
 
-def build(out:Path=ROOT / '_docs', quick:bool=False, build_dir:Path=BUILD, demo_run:Path|None=None)->float:
+def chatter(line:str)->bool:
+    "Whether a line of the build's stderr is a known message that says nothing about the docs (left out of the log)."
+    return any(c in line for c in _CHATTER)
+
+def build(out:Path=ROOT / '_docs', quick:bool=False, build_dir:Path=BUILD, demo_run:Path|None=None,
+          nbs_dir:Path=ROOT / 'nbs')->float:
     "Stage, execute (cached) and render the docs into `out`; returns the seconds it took."
     t0 = time.time()
     src = build_dir / ('src_quick' if quick else 'src')
-    stage(src, quick, demo_run)
+    stage(src, quick, demo_run, nbs_dir)
     env = {**os.environ, 'MRDINO_PROGRESS': 'lines', 'HF_HUB_OFFLINE': '1', 'PYDEVD_DISABLE_FILE_VALIDATION': '1',
            'MRDINO_DOCS_CACHE': str(build_dir / 'cache')}
     env.pop('MPLBACKEND', None)                     # the kernel's inline backend makes the figures
     html = build_dir / ('html_quick' if quick else 'html')  # myst-nb writes jupyter_execute/ next to it, so not in `out`
     cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-d', str(build_dir / ('doctrees_quick' if quick else 'doctrees')),
            str(src), str(html)]
-    r = subprocess.run(cmd, cwd=ROOT, env=env)
-    if r.returncode: sys.exit(f"docs build failed (sphinx exit {r.returncode}); the reports under {build_dir / 'cache'} "
-                              "or the message above name the notebook and cell")
+    print(f"[docs] building the {'quick ' if quick else ''}docs in {build_dir}: one line per page", flush=True)
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, errors='replace')
+    for line in p.stderr:                           # Sphinx's warnings and errors pass, the kernels' start-up chatter does not
+        if not chatter(line): sys.stderr.write(line); sys.stderr.flush()
+    if p.wait(): sys.exit(f"docs build failed (sphinx exit {p.returncode}); the reports under {build_dir / 'cache'} "
+                          "or the message above name the notebook and cell")
     out = Path(out); shutil.rmtree(out, ignore_errors=True); shutil.copytree(html, out)
     return time.time() - t0
 

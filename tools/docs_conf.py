@@ -1,5 +1,5 @@
 # Sphinx configuration of the offline docs; tools/docs.py copies it next to the prepared notebooks as conf.py.
-import os
+import logging, os, time
 project = 'mrdino'
 author = 'mrdino developers'
 copyright = '2026 onwards, mrdino developers'
@@ -26,3 +26,37 @@ nb_merge_streams = True
 nb_render_markdown_format = 'myst'              # show_doc's Markdown tables (commonmark has none)
 myst_heading_anchors = 3
 suppress_warnings = ['myst.header', 'mystnb.unknown_mime_type']
+
+# The build log: one line per page (`page_line`) instead of a run of anonymous per-notebook messages.
+logging.getLogger('traitlets').setLevel(logging.WARNING)   # nbclient's INFO "Executing notebook with kernel", per notebook
+
+def page_line(docname:str, how:str, seconds:float|None=None)->str:
+    "The log line of one page: its name, how its outputs were obtained, and the seconds it took to read."
+    return (f"[docs] {docname:<16} {how:<9}" + ("" if seconds is None else f" {seconds:6.1f} s")).rstrip()
+
+def execution_kind(message:str)->str|None:
+    "'executed', 'cached' or 'failed' from myst-nb's log message about a notebook's outputs; None for other messages."
+    for words, kind in (('Using cached notebook', 'cached'), ('Executed notebook in', 'executed'),
+                        ('Executing notebook failed', 'failed')):
+        if words in message: return kind
+    return None
+
+class _ExecutionKinds(logging.Handler):
+    "Records what myst-nb says about the outputs of the page being read (Sphinx's -q hides these INFO messages)."
+    def __init__(self, app): super().__init__(logging.INFO); self.app, self.kinds = app, {}
+    def emit(self, record):
+        kind = execution_kind(record.getMessage())
+        if kind: self.kinds[self.app.env.docname] = kind
+
+def setup(app):
+    kinds, started = _ExecutionKinds(app), {}
+    logging.getLogger('sphinx').addHandler(kinds)
+    def before(app, env, docnames):
+        for d in sorted(env.found_docs - set(docnames)): print(page_line(d, 'unchanged (not read again)'), flush=True)
+    def start(app, docname, source): started[docname] = time.time()
+    def done(app, doctree):
+        d = app.env.docname
+        print(page_line(d, kinds.kinds.pop(d, 'read'), time.time() - started.pop(d, time.time())), flush=True)
+    app.connect('env-before-read-docs', before)
+    app.connect('source-read', start)
+    app.connect('doctree-read', done)
