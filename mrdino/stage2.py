@@ -666,7 +666,8 @@ class MainJob:
     def variant(self, v:str)->tuple:
         "(model, head or None) of a Tab. 3a row."
         base, head = VARIANTS[v]
-        return self.model(base), (load_head(self.out / head, self.device)[0] if head else None)
+        if not head: return self.model(base), None
+        return load_pair(self.out / base, self.out / head, encoder=self.encoder(), device=self.device)[:2]   # the head with the model it was trained on
 
     def train_all(self):
         "Every training step, in order."

@@ -1,6 +1,8 @@
 import os
 os.environ.setdefault('HF_HUB_OFFLINE', '1')        # tests never download weights
 os.environ.setdefault('MPLBACKEND', 'Agg')
+import tempfile
+os.environ.setdefault('MRDINO_HASH_CACHE', os.path.join(tempfile.mkdtemp(prefix='mrdino-test-'), 'file-hashes.sqlite'))   # never the user's cache
 
 import pytest
 
