@@ -25,8 +25,8 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'SAFETENSORS_MAX_HEADER
            'write_checkpoint', 'save_checkpoint', 'load_state', 'checkpoint_candidates', 'find_checkpoint',
            'checkpoint_problem', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout',
            'merge_window_slots', 'join_windows', 'WindowPrediction', 'reference_windows', 'predict_windows',
-           'preset_canvas', 'cut_windows', 'NonFiniteOutputError', 'reference_key', 'read_reference_checkpoint',
-           'load_reference_checkpoint']
+           'preset_canvas', 'cut_windows', 'NonFiniteOutputError', 'check_outputs', 'reference_key',
+           'read_reference_checkpoint', 'load_reference_checkpoint']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
@@ -1220,7 +1220,7 @@ def cut_windows(
 class NonFiniteOutputError(ValueError):
     "A model's features, alpha masks, slots or λ hold NaN/inf: an error, never read as background."
 
-def check_finite(
+def check_outputs(
     what:str,               # which output, e.g. 'alpha masks'
     t:torch.Tensor,         # (B, ...) the output
     names:list|None=None,   # names (e.g. frames) owning equal shares of the B rows, for the message
@@ -1243,9 +1243,9 @@ def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPredi
     masks, slots = [], []
     for s in range(0, len(x), batch):
         f = model.encode(x[s:s + batch].to(dev))                              # (b, P, F)
-        check_finite('encoder features', f)
+        check_outputs('encoder features', f)
         o = model(f, noise=noise[s:s + batch])
-        check_finite('alpha masks', o.masks); check_finite('slots', o.slots)
+        check_outputs('alpha masks', o.masks); check_outputs('slots', o.slots)
         masks.append(o.masks.float().cpu()); slots.append(o.slots.float().cpu())
     masks, slots = torch.cat(masks), torch.cat(slots)                       # (nW, K, P), (nW, K, D)
     g = cfg.grid

@@ -124,7 +124,7 @@ def segment_frames(
 )->list:                       # per frame (canvas labels (H, W) int32, 0 = background; λ (nW, K) or None; WindowLayout)
     "Segment several frames with one forward pass over all their windows; per frame as `stage2.predict_frame`."
     import torch, torch.nn.functional as F
-    from mrdino.dinosaur import WindowPrediction, check_finite
+    from mrdino.dinosaur import WindowPrediction, check_outputs
     from mrdino.stage2 import segment_windows
     cfg, dev = model.cfg, next(model.parameters()).device
     x, lays = frame_windows(cfg, images, resize)
@@ -134,12 +134,12 @@ def segment_frames(
     with torch.no_grad():
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
             f = model.encode(x.to(dev))                                                         # (B*nW, P, F)
-            check_finite('encoder features', f, names)
+            check_outputs('encoder features', f, names)
             o = model(f, noise=noise.repeat(len(images), 1, 1))
-        check_finite('alpha masks', o.masks, names); check_finite('slots', o.slots, names)    # NaN/inf: an error, not background
+        check_outputs('alpha masks', o.masks, names); check_outputs('slots', o.slots, names)    # NaN/inf: an error, not background
         masks, slots = o.masks.float().cpu(), o.slots.float()                                   # (B*nW, K, P), (B*nW, K, D)
         lam = head(slots) if head is not None else None                                         # (B*nW, K)
-        if lam is not None: check_finite('λ (stage-2 head)', lam, names); lam = lam.cpu().numpy()
+        if lam is not None: check_outputs('λ (stage-2 head)', lam, names); lam = lam.cpu().numpy()
     slots = slots.cpu().numpy()
     res = []
     for i, lay in enumerate(lays):

@@ -244,7 +244,7 @@ def train_stage2(
     return last
 
 # %% ../nbs/05_stage2.ipynb 21
-from .dinosaur import predict_windows, merge_window_slots, join_windows, check_finite, NonFiniteOutputError
+from .dinosaur import predict_windows, merge_window_slots, join_windows, check_outputs, NonFiniteOutputError
 from .metrics import get_protocol
 
 def segment_windows(
@@ -278,7 +278,7 @@ def predict_frame(
     lam = None
     if head is not None:
         with torch.no_grad(): lam = head(torch.from_numpy(wp.slots).to(next(head.parameters()).device))   # (nW, K)
-        check_finite('λ (stage-2 head)', lam); lam = lam.cpu().numpy()
+        check_outputs('λ (stage-2 head)', lam); lam = lam.cpu().numpy()
     return segment_windows(wp, lam, thr, merge_thr, mode), lam
 
 # %% ../nbs/05_stage2.ipynb 23

@@ -64,3 +64,15 @@ def test_method_page_is_linked():
     for name in ['01_flow', '02_pseudolabels', '03_dinosaur', '04_stage1', '05_stage2', '06_metrics', 'index']:
         assert 'method.ipynb' in relative_links(markdown_of(ROOT / 'nbs' / f'{name}.ipynb')), name
     assert 'nbs/method.ipynb' in relative_links((ROOT / 'README.md').read_text())
+
+def test_every_test_named_by_the_promises_exists():
+    "`00_data`'s table of promises names the tests that hold each one: each `file::test` must be a test of tests/."
+    md = markdown_of(ROOT / 'nbs' / '00_data.ipynb')
+    table = md.split('### What each promise covers', 1)[1]
+    named, current = [], None
+    for m in re.finditer(r'`(test_\w+)?::(test_\w+)`', table):         # `file::test`, or `::test` for the file before it
+        current = m.group(1) or current
+        named.append((current, m.group(2)))
+    assert len(named) > 30, named
+    missing = [f"{f}::{t}" for f, t in named if not re.search(rf'^def {t}\(', (ROOT / 'tests' / f'{f}.py').read_text(), re.M)]
+    assert not missing, f"00_data's promises name tests that do not exist: {missing}"
