@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb 2
 from __future__ import annotations
-import os, re, math, socket, sys, hashlib, json, functools, sqlite3, threading, time, warnings
+import base64, os, re, math, shutil, socket, sys, hashlib, json, functools, sqlite3, threading, time, warnings
 from dataclasses import dataclass, replace, fields
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +14,7 @@ import cv2
 import av
 from av.video.reformatter import VideoReformatter
 import xxhash
+from tqdm.std import tqdm
 
 # %% auto 0
 __all__ = ['WORLDS', 'IMAGE_EXTS', 'VIDEO_EXTS', 'KITTI_OBJECT_CLASSES', 'EVAL_SEED', 'Frame', 'BadFrameError', 'Sequence',
@@ -1007,7 +1008,6 @@ def remove_stale_tmp(
     recursive:bool=False,  # also below `folder`
 )->list:                   # names removed
     "Remove temporary files or folders whose writer no longer runs on this host (a killed run); a live writer's stay."
-    import shutil
     host, gone = socket.gethostname(), []
     for p in (Path(folder).rglob if recursive else Path(folder).glob)('.*'):
         m = re.fullmatch(pattern, p.name)
@@ -1044,7 +1044,7 @@ def progress_mode()->str: # 'widget', 'bar', 'lines' or 'off'
     mode = os.environ.get('MRDINO_PROGRESS', '')
     if mode in ('widget', 'bar', 'lines', 'off'): return mode
     if mode: raise ValueError(f"MRDINO_PROGRESS={mode!r}: set it to widget, bar, lines or off (or unset it)")
-    try: from IPython import get_ipython; shell = type(get_ipython()).__name__
+    try: from IPython import get_ipython; shell = type(get_ipython()).__name__   # lazy: only to detect a Jupyter front end
     except ImportError: shell = ''
     if shell == 'ZMQInteractiveShell' and 'JPY_SESSION_NAME' in os.environ: return 'widget'  # kernel of JupyterLab/Notebook
     return 'bar' if sys.stderr.isatty() else 'lines'
@@ -1058,19 +1058,18 @@ def progress_bar(
     "A tqdm progress bar that suits where it runs: a widget in Jupyter, a bar on a terminal, text lines in logs."
     mode = mode or progress_mode()
     if mode == 'off': kwargs['disable'] = True
-    if mode == 'widget': from tqdm.notebook import tqdm
-    else: from tqdm.std import tqdm
+    bar = tqdm
+    if mode == 'widget': from tqdm.notebook import tqdm as bar   # Jupyter only: it needs ipywidgets
     if mode == 'lines':
         total = kwargs.get('total') or (len(iterable) if hasattr(iterable, '__len__') else None)
         kwargs.update(file=_Lines(kwargs.get('file') or sys.stderr), mininterval=every, maxinterval=max(every, 10),
                       leave=True, bar_format=_LINE_FORMAT[total is None])
         return _lines_tqdm()(iterable, **kwargs)
-    return tqdm(iterable, **kwargs)
+    return bar(iterable, **kwargs)
 
 @functools.cache
 def _lines_tqdm()->type:
     "tqdm whose `set_postfix` (loss, speed: every step) waits for the next line like the count does, instead of forcing one."
-    from tqdm.std import tqdm
     class LinesTqdm(tqdm):
         def set_postfix(self, ordered_dict=None, refresh=True, **kw): super().set_postfix(ordered_dict, False, **kw)
     return LinesTqdm
@@ -1081,7 +1080,6 @@ def png_html(
     width:int|None=None,    # display width in CSS pixels (default: the image's)
 )->str:                     # HTML: an img tag with the PNG inline
     "An HTML image tag showing `img`, PNG-encoded inline (no file, no network)."
-    import base64
     ok, buf = cv2.imencode('.png', cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
     if not ok: raise ValueError(f"could not PNG-encode an image of shape {img.shape}")
     w = width or img.shape[1]

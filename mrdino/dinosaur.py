@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_dinosaur.ipynb 2
 from __future__ import annotations
-import csv, hashlib, io, json, logging, math, os, pickle, re, shutil, time, warnings, zipfile
+import csv, hashlib, io, json, logging, math, os, pickle, re, shutil, socket, time, warnings, zipfile
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 
@@ -13,6 +13,8 @@ import cv2
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 # %% auto 0
 __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'SAFETENSORS_MAX_HEADER', 'ZIP_MAX_INFLATION', 'IMAGENET_MEAN',
@@ -26,11 +28,13 @@ __all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'SAFETENSORS_MAX_HEADER
            'checkpoint_problem', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout',
            'merge_window_slots', 'join_windows', 'WindowPrediction', 'reference_windows', 'predict_windows',
            'preset_canvas', 'cut_windows', 'NonFiniteOutputError', 'check_outputs', 'reference_key',
-           'read_reference_checkpoint', 'load_reference_checkpoint']
+           'read_reference_checkpoint', 'ReferenceImport', 'map_reference_checkpoint', 'load_reference_weights']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 import timm
-from .data import atomic_write, clean_stale_tmp, remove_stale_tmp
+from timm.layers import use_fused_attn
+from .data import atomic_write, clean_stale_tmp, remove_stale_tmp, progress_bar, input_identity, identity_digest
+from .metrics import get_protocol, window_images, window_origins
 from safetensors.torch import load_file as _st_load, save_file as _st_save
 
 # %% ../nbs/03_dinosaur.ipynb 6
@@ -587,7 +591,6 @@ class FrameSet:
 
     def describe(self)->dict:
         "Count, size and a hash of the frames' sources (`mrdino.data.input_identity` of files, bytes of arrays) and sampled pixels."
-        from mrdino.data import input_identity, identity_digest
         h, seen = hashlib.sha1(self.fingerprint().encode()), set()
         for c, _ in self.items:
             if id(c) in seen: continue
@@ -697,7 +700,6 @@ class FeatureCache:
         "Encode the views of every frame not done yet (frames i with i % world == rank)."
         todo = [i for i in range(rank, len(self.frames), world) if not self.done[i]]
         if not todo: return self
-        from mrdino.data import progress_bar
         per = max(1, batch // len(self.views))
         enc = self.encoder.to(device)
         for s in progress_bar(range(0, len(todo), per), desc=f'feature cache [{self.encoder.description[:60]}]',
@@ -766,7 +768,6 @@ def _dist():
     "(rank, world, local_rank) from torchrun's environment; initialises the process group when needed."
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world == 1: return 0, 1, 0
-    import torch.distributed as dist
     local = int(os.environ.get('LOCAL_RANK', '0'))
     if not dist.is_initialized():
         backend = 'nccl' if torch.cuda.is_available() else 'gloo'
@@ -775,9 +776,7 @@ def _dist():
     return dist.get_rank(), dist.get_world_size(), local
 
 def _barrier(world:int):
-    if world > 1:
-        import torch.distributed as dist
-        dist.barrier()
+    if world > 1: dist.barrier()
 
 def _cfg_dict(cfg:DinosaurConfig)->dict:
     d = asdict(cfg); d['resize'] = list(cfg.resize) if cfg.resize else None
@@ -795,7 +794,6 @@ def write_checkpoint(
 )->Path:                    # the checkpoint folder
     "Create a checkpoint folder atomically (filled under a temporary name, then renamed); update `latest`."
     root = Path(out_dir) / 'ckpt'; root.mkdir(parents=True, exist_ok=True)
-    import socket
     _remove_stale(root, r'\.tmp_step_\d+_(?:(?P<host>.+)-)?(?P<pid>\d+)')       # left by killed writers
     clean_stale_tmp(root)                                                        # and `atomic_write` temporaries
     final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{socket.gethostname()}-{os.getpid()}'
@@ -864,7 +862,6 @@ def checkpoint_problem(
     weights:str='model.safetensors', # its weight file
 )->str|None:                         # None if intact, else which file is broken and how
     "Cheap integrity check: safetensors size matches its header, config.json parses, state.pt (a zip archive) opens."
-    import zipfile
     f = ck / weights
     try: safetensors_header(f)
     except ValueError as e: return str(e)
@@ -913,11 +910,126 @@ _CSV_COLS = ['step', 'loss', 'lr', 'grad_norm', 's_per_step', 'img_per_s', 'elap
 
 def _fast_paths(device:torch.device)->dict:
     "Detect bf16 autocast and SDPA attention for `device`."
-    from timm.layers import use_fused_attn
     bf16 = device.type == 'cuda' and torch.cuda.is_bf16_supported()
     sdpa = hasattr(F, 'scaled_dot_product_attention') and use_fused_attn()
     return dict(device=str(device), bf16_autocast=bf16, sdpa_attention=sdpa,
                 tf32=device.type == 'cuda' and torch.backends.cuda.matmul.allow_tf32)
+
+def _resume(
+    ck:Path,                     # the run's newest intact checkpoint
+    cfg:DinosaurConfig,          # this call's settings
+    data:dict,                   # this call's frames (`FrameSet.describe`)
+    out:Path,                    # the run folder (named in the message when the data differ)
+    model:Dinosaur,              # gets the checkpoint's weights
+    opt:torch.optim.Optimizer,   # gets its optimiser state
+    g:torch.Generator,           # gets its generator state
+)->int:                          # the step to continue from
+    "Exact resume: refuse other settings or other data, then load weights, optimiser and generator state."
+    meta = json.loads((ck / 'config.json').read_text()); saved = meta['config']
+    diff = {k: (saved.get(k), v) for k, v in _cfg_dict(cfg).items() if k != 'steps' and saved.get(k) != v}
+    if diff: raise ValueError(f"{ck} was trained with other settings {diff}; use a new out_dir or the same config")
+    if meta.get('data') != data:
+        was = (f"{meta['data']['frames']} frames of {meta['data']['size']} px, hash {meta['data']['digest']}" if meta.get('data')
+               else "no record of its data (an older mrdino)")
+        raise ValueError(f"{ck} was trained on other data ({was}; now {data['frames']} frames of {data['size']} px, hash "
+                         f"{data['digest']}): resuming would mix them. Train into a new out_dir, or delete {out} to start clean")
+    model.load_state_dict(read_safetensors(ck / 'model.safetensors', f"delete {ck} to resume from an older checkpoint"), strict=False)
+    st = load_state(ck / 'state.pt')
+    opt.load_state_dict(st['opt']); g.set_state(st['gen'])
+    return st['step']
+
+def _feature_cache(
+    cfg:DinosaurConfig,      # crop, cache_stride, hflip
+    frames:FrameSet,         # the training frames
+    encoder:FrozenDinov2,    # the frozen encoder
+    root:Path,               # cache_dir
+    dev:torch.device,        # where the encoder runs
+    rank:int, world:int,     # this process and the number of processes
+    progress:bool,           # tqdm bar
+    autocast:bool,           # bf16 autocast
+)->FeatureCache:             # complete on every rank
+    "The run's feature cache, built where incomplete: rank 0 creates its files, every rank encodes its share of the frames."
+    mk = lambda: FeatureCache(root, encoder, frames, cache_views(frames.size or (0, 0), cfg.crop, cfg.cache_stride, cfg.hflip))
+    fc = mk() if rank == 0 else None                  # rank 0 creates the memmap files, the others open them
+    _barrier(world)
+    if fc is None: fc = mk()
+    if not fc.complete:
+        fc.build(dev, rank=rank, world=world, progress=progress, autocast=autocast); _barrier(world)
+        if world > 1: fc.done = np.lib.format.open_memmap(fc.dir / 'done.npy', mode='r')
+    say(f"feature cache {fc.dir}: {len(frames)} frames x {len(fc.views)} views (crops on a {cfg.cache_stride}px grid"
+        f"{' + flips' if cfg.hflip else ''}; other crops need cache=False)", rank)
+    return fc
+
+def _restart_log(
+    out:Path,    # the run folder
+    start:int,   # the step the run continues from
+    run:dict,    # what run.json records
+)->list:         # the log rows kept (steps <= start)
+    "Cut log.csv back to the resumed step (so that it stays consistent with the checkpoint) and write run.json."
+    logf = out / 'log.csv'
+    rows = [r for r in csv.DictReader(open(logf))] if logf.exists() else []
+    kept = [r for r in rows if int(r['step']) <= start]
+    buf = io.StringIO(newline='')
+    w = csv.DictWriter(buf, _CSV_COLS); w.writeheader(); w.writerows(kept)
+    atomic_write(logf, buf.getvalue())
+    atomic_write(out / 'run.json', json.dumps(run, indent=1))
+    return kept
+
+def _draw_batch(
+    model:Dinosaur,           # its encoder runs when there is no cache
+    frames:FrameSet,          # the training frames
+    fc:FeatureCache|None,     # the feature cache, or None: crop anywhere and encode
+    cfg:DinosaurConfig,       # batch_size, crop, hflip, n_slots, slot_dim
+    g:torch.Generator,        # the run's generator
+    sl:slice,                 # this rank's rows of the global batch
+    dev:torch.device,         # where the model runs
+    autocast:bool,            # bf16 autocast for the encoder
+)->tuple:                     # ((b, P, F) features, (b, K, D) slot noise) of this rank's rows
+    "One step's global batch, drawn from `g` in a fixed order (frames; views or crop offsets and flips; slot noise); this rank's rows."
+    B = cfg.batch_size
+    idx = torch.randint(len(frames), (B,), generator=g).numpy()
+    if fc is not None:
+        view = torch.randint(len(fc.views), (B,), generator=g).numpy()
+        feats = fc.get(idx[sl], view[sl]).to(dev, non_blocking=True)
+    else:
+        u = torch.rand(B, 3, generator=g).numpy()
+        crops = []
+        for j in range(sl.start, sl.stop):
+            im = frames[idx[j]]
+            y0 = int(u[j, 0] * (im.shape[0] - cfg.crop + 1)); x0 = int(u[j, 1] * (im.shape[1] - cfg.crop + 1))
+            crops.append(take_view(im, y0, x0, cfg.hflip and u[j, 2] < 0.5, cfg.crop))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+            feats = model.encode(to_images(np.stack(crops)).to(dev)).float()
+    noise = torch.randn(B, cfg.n_slots, cfg.slot_dim, generator=g)[sl].to(dev)
+    return feats, noise
+
+def _optimise(
+    ddp:nn.Module,               # the model (DDP-wrapped under torchrun)
+    opt:torch.optim.Optimizer,   # Adam
+    params:list,                 # the trained parameters
+    feats:torch.Tensor,          # (b, P, F) features
+    noise:torch.Tensor,          # (b, K, D) slot noise
+    cfg:DinosaurConfig,          # lr, warmup_steps, decay_steps, grad_clip
+    step:int,                    # optimiser steps done before this one
+    out:Path,                    # the run folder (its last good checkpoint is named when the loss is not finite)
+    dev:torch.device,            # where the model runs
+    autocast:bool,               # bf16 autocast
+)->tuple:                        # (loss, grad norm, lr) of this step
+    "One optimiser step: forward, backward, clip; stop on a non-finite loss or gradient; warm-up/decay lr; Adam."
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+        res = ddp(feats, noise=noise)
+    opt.zero_grad(set_to_none=True)
+    res.loss.backward()
+    gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    if not (torch.isfinite(res.loss) and torch.isfinite(gn)):
+        good = find_checkpoint(out)
+        raise FloatingPointError(f"loss {res.loss.item():.4g} / grad norm {gn.item():.4g} at step {step + 1} is not finite; "
+                                 f"training stopped. Last good checkpoint: {good or 'none (no checkpoint yet)'}. "
+                                 f"Lower cfg.lr or check the input frames, then resume from it.")
+    lr = cfg.lr * lr_factor(step, cfg.warmup_steps, cfg.decay_steps)
+    for pg in opt.param_groups: pg['lr'] = lr
+    opt.step()
+    return res.loss, gn, lr
 
 def train_dinosaur(
     cfg:DinosaurConfig,             # settings (e.g. `DinosaurConfig.preset('synthetic')`)
@@ -932,7 +1044,6 @@ def train_dinosaur(
     encoder:FrozenDinov2|None=None, # reuse an already built encoder
 )->dict:                            # summary: step, loss, checkpoint, seconds, images/s
     "Train DINOSAUR (feature reconstruction) with exact resume, a frozen-feature cache, bf16 on CUDA, DDP under torchrun."
-    from mrdino.data import progress_bar
     rank, world, local = _dist()
     steps = cfg.steps if steps is None else steps
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} is not divisible by WORLD_SIZE {world}")
@@ -954,83 +1065,28 @@ def train_dinosaur(
     data = frames.describe()                             # recorded in every checkpoint: a resume must see the same data
     ck = find_checkpoint(out)
     if ck is not None:                                   # exact resume
-        meta = json.loads((ck / 'config.json').read_text()); saved = meta['config']
-        diff = {k: (saved.get(k), v) for k, v in _cfg_dict(cfg).items() if k != 'steps' and saved.get(k) != v}
-        if diff: raise ValueError(f"{ck} was trained with other settings {diff}; use a new out_dir or the same config")
-        if meta.get('data') != data:
-            was = (f"{meta['data']['frames']} frames of {meta['data']['size']} px, hash {meta['data']['digest']}" if meta.get('data')
-                   else "no record of its data (an older mrdino)")
-            raise ValueError(f"{ck} was trained on other data ({was}; now {data['frames']} frames of {data['size']} px, hash "
-                             f"{data['digest']}): resuming would mix them. Train into a new out_dir, or delete {out} to start clean")
-        model.load_state_dict(read_safetensors(ck / 'model.safetensors', f"delete {ck} to resume from an older checkpoint"), strict=False)
-        st = load_state(ck / 'state.pt')
-        opt.load_state_dict(st['opt']); g.set_state(st['gen']); start = st['step']
+        start = _resume(ck, cfg, data, out, model, opt, g)
         say(f"resumed from {ck} at step {start}", rank)
-    fc = None
-    if cache:
-        mk = lambda: FeatureCache(cache_dir or out / 'feature_cache', model.encoder, frames,
-                                  cache_views(frames.size or (0, 0), cfg.crop, cfg.cache_stride, cfg.hflip))
-        fc = mk() if rank == 0 else None                  # rank 0 creates the memmap files, the others open them
-        _barrier(world)
-        if fc is None: fc = mk()
-        if not fc.complete:
-            fc.build(dev, rank=rank, world=world, progress=progress, autocast=fast['bf16_autocast']); _barrier(world)
-            if world > 1: fc.done = np.lib.format.open_memmap(fc.dir / 'done.npy', mode='r')
-        say(f"feature cache {fc.dir}: {len(frames)} frames x {len(fc.views)} views (crops on a {cfg.cache_stride}px grid"
-            f"{' + flips' if cfg.hflip else ''}; other crops need cache=False)", rank)
-    ddp = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        ddp = DDP(model, device_ids=[local] if dev.type == 'cuda' else None)
+    fc = (_feature_cache(cfg, frames, model.encoder, cache_dir or out / 'feature_cache', dev, rank, world, progress,
+                         fast['bf16_autocast']) if cache else None)
+    ddp = DDP(model, device_ids=[local] if dev.type == 'cuda' else None) if world > 1 else model
     model.train()
     B, b = cfg.batch_size, cfg.batch_size // world
     sl = slice(rank * b, (rank + 1) * b)
     logf = out / 'log.csv'
-    kept = []
-    if rank == 0:                                         # keep the log consistent with the resumed step
-        rows = [r for r in csv.DictReader(open(logf))] if logf.exists() else []
-        kept = [r for r in rows if int(r['step']) <= start]
-        buf = io.StringIO(newline='')
-        w = csv.DictWriter(buf, _CSV_COLS); w.writeheader(); w.writerows(kept)
-        atomic_write(logf, buf.getvalue())
-        atomic_write(out / 'run.json', json.dumps(dict(config=_cfg_dict(cfg), encoder=tag, world_size=world,
-                      fast_paths=fast, cache=str(fc.dir) if fc else None, start_step=start), indent=1))
+    kept = _restart_log(out, start, dict(config=_cfg_dict(cfg), encoder=tag, world_size=world, fast_paths=fast,
+                                         cache=str(fc.dir) if fc else None, start_step=start)) if rank == 0 else []
     resumed_loss = float(kept[-1]['loss']) if kept and int(kept[-1]['step']) == start else float('nan')
     last = dict(step=start, loss=resumed_loss, checkpoint=str(ck) if ck else None)   # a finished run reports its last loss
     t_run, n_done, t_last, n_last = time.time(), 0, time.time(), 0
     bar = progress_bar(range(start, steps), desc=f"dinosaur {cfg.name} [{tag[:48]}]", disable=not progress or rank != 0,
                initial=start, total=steps)
     for step in bar:
-        idx = torch.randint(len(frames), (B,), generator=g).numpy()
-        if fc is not None:
-            view = torch.randint(len(fc.views), (B,), generator=g).numpy()
-            feats = fc.get(idx[sl], view[sl]).to(dev, non_blocking=True)
-        else:
-            u = torch.rand(B, 3, generator=g).numpy()
-            crops = []
-            for j in range(sl.start, sl.stop):
-                im = frames[idx[j]]
-                y0 = int(u[j, 0] * (im.shape[0] - cfg.crop + 1)); x0 = int(u[j, 1] * (im.shape[1] - cfg.crop + 1))
-                crops.append(take_view(im, y0, x0, cfg.hflip and u[j, 2] < 0.5, cfg.crop))
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=fast['bf16_autocast']):
-                feats = model.encode(to_images(np.stack(crops)).to(dev)).float()
-        noise = torch.randn(B, cfg.n_slots, cfg.slot_dim, generator=g)[sl].to(dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=fast['bf16_autocast']):
-            res = ddp(feats, noise=noise)
-        opt.zero_grad(set_to_none=True)
-        res.loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        if not (torch.isfinite(res.loss) and torch.isfinite(gn)):
-            good = find_checkpoint(out)
-            raise FloatingPointError(f"loss {res.loss.item():.4g} / grad norm {gn.item():.4g} at step {step + 1} is not finite; "
-                                     f"training stopped. Last good checkpoint: {good or 'none (no checkpoint yet)'}. "
-                                     f"Lower cfg.lr or check the input frames, then resume from it.")
-        lr = cfg.lr * lr_factor(step, cfg.warmup_steps, cfg.decay_steps)
-        for pg in opt.param_groups: pg['lr'] = lr
-        opt.step()
+        feats, noise = _draw_batch(model, frames, fc, cfg, g, sl, dev, fast['bf16_autocast'])
+        loss, gn, lr = _optimise(ddp, opt, params, feats, noise, cfg, step, out, dev, fast['bf16_autocast'])
         n_done += 1
         done = step + 1
-        last.update(step=done, loss=res.loss.item())
+        last.update(step=done, loss=loss.item())
         if rank == 0 and (done % cfg.log_every == 0 or done == steps):
             dt = (time.time() - t_last) / max(1, n_done - n_last)
             row = dict(step=done, loss=f"{last['loss']:.6g}", lr=f"{lr:.4g}", grad_norm=f"{float(gn):.4g}",
@@ -1168,7 +1224,6 @@ def reference_windows(
     crop:int,             # the model's window side (must be the protocol's)
 )->tuple:                 # ((n_windows, crop, crop, 3) float32 in [0, 1], WindowLayout)
     "The protocol's windows of `image` prepared as the reference prepares them, and their layout on the canvas."
-    from mrdino.metrics import get_protocol, window_images, window_origins
     p = get_protocol(protocol)
     if p.resize is None or tuple(p.window or ()) != (crop, crop):
         raise ValueError(f"protocol {p.name!r} has windows {p.window}, the model's crop is {crop}: "
@@ -1319,15 +1374,31 @@ def _reference_preset(n_patches:int)->DinosaurConfig:
     if not hit: raise ValueError(f"no preset has {n_patches} patches per window: pass cfg (a DinosaurConfig with the right crop)")
     return DinosaurConfig.preset(hit[0])
 
-def load_reference_checkpoint(
+@dataclass
+class ReferenceImport:
+    "A reference checkpoint mapped to mrdino's keys, with the DINOSAUR its weights fit (built, not loaded yet)."
+    path:str|Path    # the .ckpt
+    model:Dinosaur   # built from the weight shapes and the config; `load_reference_weights` loads it
+    weights:dict     # mrdino key -> tensor of every slot-model weight of the file ('head.…' = the stage-2 head)
+    unexpected:list  # reference keys of the file that map to no mrdino weight
+    ignored:list     # keys of CombinedModel parts without model weights (losses, metrics, visualizations)
+
+    @property
+    def head(self)->dict:  # the stage-2 head's weights ('mlp.…'); {} in a DINOSAUR / stage-1 checkpoint
+        return {k[len('head.'):]: v for k, v in self.weights.items() if k.startswith('head.')}
+
+    @property
+    def head_size(self)->tuple|None:  # (hidden width, hidden layers) of the file's stage-2 head; None: it has none
+        h = self.head
+        return (h['mlp.0.weight'].shape[0], len(_linear_ids(h, 'mlp.')) - 1) if 'mlp.0.weight' in h else None
+
+def map_reference_checkpoint(
     path:str|Path,                    # .ckpt of the reference release (DINOSAUR, stage 1 or stage 2)
     cfg:DinosaurConfig|str='kitti',   # preset name or config: supplies n_slots, sa_iters, crop, encoder (what the weights do not say); 'auto': the preset with the checkpoint's patch count
     encoder:FrozenDinov2|None=None,   # use this encoder as is
     encoder_weights:str|None=None,    # DINOv2 weight file (torch.hub or timm layout) instead of the checkpoint's own encoder
-    device='cpu',
-)->tuple:                             # (Dinosaur in eval mode, SlotDeactivation in eval mode or None)
-    "Import a model trained by the reference release: strict key mapping, sizes from the weights, encoder from the file."
-    from mrdino.stage2 import SlotDeactivation
+)->ReferenceImport:
+    "Read a reference checkpoint, map its keys and build the DINOSAUR they fit: sizes from the weights, encoder from the file."
     sd = read_reference_checkpoint(path)
     ours, enc_sd, unexpected, ignored = {}, {}, [], []
     for k, v in sd.items():
@@ -1367,21 +1438,28 @@ def load_reference_checkpoint(
                          f"{enc.n_patches} of {enc.dim}-d: pass a cfg / encoder that fits (ViT-S/14: 384-d, ViT-B/14: 768-d)")
     with torch.random.fork_rng(devices=[]): model = Dinosaur(cfg, enc)
     model.checkpoint = dict(path=str(path), step=None)
-    hsd = {k[len('head.'):]: v for k, v in ours.items() if k.startswith('head.')}
-    head = SlotDeactivation(D, hsd['mlp.0.weight'].shape[0], len(_linear_ids(hsd, 'mlp.')) - 1) if 'mlp.0.weight' in hsd else None
-    want = {**model.trainable_state_dict(), **({f'head.{k}': v for k, v in head.state_dict().items()} if head else {})}
+    return ReferenceImport(path, model, ours, unexpected, ignored)
+
+def load_reference_weights(
+    ref:ReferenceImport,      # from `map_reference_checkpoint`
+    head:nn.Module|None=None, # the stage-2 head, sized by `ref.head_size` (`mrdino.stage2` builds it); None: the file must hold none
+)->Dinosaur:                  # `ref.model` with the file's weights (`head` gets the head's)
+    "Load the mapped weights strictly: every model weight of the file is used and every mrdino weight comes from the file."
+    path, ours, model, cfg = ref.path, ref.weights, ref.model, ref.model.cfg
+    want = {**model.trainable_state_dict(), **({f'head.{k}': v for k, v in head.state_dict().items()} if head is not None else {})}
     missing = [_ref_name(k) for k in want if k not in ours]
-    unexpected += [_ref_name(k) for k in ours if k not in want]
+    unexpected = ref.unexpected + [_ref_name(k) for k in ours if k not in want]
     bad = [f"{_ref_name(k)}: file {tuple(ours[k].shape)} vs model {tuple(want[k].shape)}" for k in want
            if k in ours and ours[k].shape != want[k].shape]
     if missing or unexpected or bad:
         show = lambda l: (', '.join(l[:10]) + (f' ... ({len(l)} in all)' if len(l) > 10 else '')) or 'none'
-        raise ValueError(f"{path} does not fit mrdino's DINOSAUR (slot dim {D}, decoder {cfg.decoder_layers}x{cfg.decoder_hidden}, "
+        raise ValueError(f"{path} does not fit mrdino's DINOSAUR (slot dim {cfg.slot_dim}, decoder {cfg.decoder_layers}x{cfg.decoder_hidden}, "
                          f"{cfg.n_slots} slots): missing keys: {show(missing)}; unexpected keys: {show(unexpected)}; "
                          f"shape mismatches: {show(bad)}")
     model.load_state_dict({k: v for k, v in ours.items() if not k.startswith('head.')}, strict=False)
-    if head is not None: head.load_state_dict(hsd, strict=True)
-    say(f"loaded reference checkpoint {path}: {cfg.n_slots} slots of {D}, decoder {cfg.decoder_layers}x{cfg.decoder_hidden}, "
-        f"{'stage-2 head ' + str(len(_linear_ids(hsd, 'mlp.')) - 1) + 'x' + str(hsd['mlp.0.weight'].shape[0]) if head else 'no stage-2 head'}"
-        f"{'; ignored (no model weights): ' + ', '.join(ignored[:4]) if ignored else ''}; encoder: {enc.description}")
-    return model.to(device).eval(), (head.to(device).eval() if head is not None else None)
+    if head is not None: head.load_state_dict(ref.head, strict=True)
+    hs = ref.head_size
+    say(f"loaded reference checkpoint {path}: {cfg.n_slots} slots of {cfg.slot_dim}, decoder {cfg.decoder_layers}x{cfg.decoder_hidden}, "
+        f"{f'stage-2 head {hs[1]}x{hs[0]}' if head is not None else 'no stage-2 head'}"
+        f"{'; ignored (no model weights): ' + ', '.join(ref.ignored[:4]) if ref.ignored else ''}; encoder: {model.encoder.description}")
+    return model

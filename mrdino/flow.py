@@ -165,7 +165,7 @@ class TVL1Flow(FlowBackend):
 @functools.cache
 def _smurf_corr_block()->type:
     "The class `SmurfCorrBlock`, made on first use (it subclasses a torchvision class)."
-    from torchvision.models.optical_flow.raft import CorrBlock
+    from torchvision.models.optical_flow.raft import CorrBlock  # lazy: seconds to import
     class SmurfCorrBlock(CorrBlock):
         "torchvision's correlation block with the 9×9 window channels in the SMURF port's (transposed) order."
         def index_pyramid(self, centroids_coords):
@@ -187,9 +187,9 @@ def build_raft(
     smurf:bool=False,   # the SMURF port's variant of raft_large
 )->'torch.nn.Module':   # untrained network in eval mode: load weights before use
     "The RAFT network (torchvision architecture) without weights."
-    import torch.nn as nn
-    from torchvision.models.optical_flow import raft_large, raft_small
-    from torchvision.models.optical_flow.raft import FeatureEncoder, ResidualBlock
+    import torch.nn as nn  # lazy: seconds to import
+    from torchvision.models.optical_flow import raft_large, raft_small  # lazy: seconds to import
+    from torchvision.models.optical_flow.raft import FeatureEncoder, ResidualBlock  # lazy: seconds to import
     if smurf:
         if arch != 'large': raise ValueError("SMURF uses the RAFT-large architecture (arch='large')")
         ctx = FeatureEncoder(block=ResidualBlock, layers=(64, 64, 96, 128, 256), norm_layer=nn.InstanceNorm2d)
@@ -255,7 +255,7 @@ def smurf_tf_to_torchvision(
     arrays:dict, # SMURF TF checkpoint variables {name: array}, e.g. from `tf.train.load_checkpoint`
 )->dict:         # state dict for `build_raft(smurf=True)`
     "Convert SMURF's TensorFlow RAFT variables to torchvision key names (HWIO kernels → OIHW)."
-    import torch
+    import torch  # lazy: seconds to import
     out = {}
     for k, a in arrays.items():
         r = _smurf_tf_key(k)
@@ -278,7 +278,7 @@ def raft_state_dict(
     if any('/' in k for k in keys): return smurf_tf_to_torchvision(sd), 'smurf-tf'
     sd = {(k[7:] if k.startswith('module.') else k): v for k, v in sd.items()}
     if any(k.startswith(('fnet.', 'cnet.', 'update_block.encoder.', 'update_block.gru.')) for k in sd):
-        import torch
+        import torch  # lazy: seconds to import
         out = {}
         for k, v in sd.items():
             n = _princeton_key(k, arch)
@@ -305,15 +305,15 @@ def load_weight_file(path, backend:str='raft')->dict:
     if not p.is_file():
         raise FileNotFoundError(f"{backend} weight file not found: {p}. {WEIGHTS_HELP.get(backend, '')}")
     if p.suffix == '.safetensors':
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # lazy: imports torch
         return load_file(str(p))
     if p.suffix == '.npz':
         with np.load(p) as z: return {k: z[k] for k in z.files}
-    import torch
+    import torch  # lazy: seconds to import
     return torch.load(p, map_location='cpu', weights_only=True)
 
 def _default_device(device=None)->str:
-    import torch
+    import torch  # lazy: seconds to import
     return str(device) if device else ('cuda' if torch.cuda.is_available() else 'cpu')
 
 class RaftFlow(FlowBackend):
@@ -355,7 +355,7 @@ class RaftFlow(FlowBackend):
                f"{self.iters} it, {self.fit}, {self.device}]"
 
     def _fit(self, x):
-        import torch.nn.functional as F
+        import torch.nn.functional as F  # lazy: seconds to import
         H, W = x.shape[-2:]
         H8, W8 = max(128, -(-H // 8) * 8), max(128, -(-W // 8) * 8)
         if (H8, W8) == (H, W): return x, None
@@ -366,7 +366,7 @@ class RaftFlow(FlowBackend):
     def _unfit(self, f, how):
         if how is None: return f
         if self.fit == 'resize':
-            import torch, torch.nn.functional as F
+            import torch, torch.nn.functional as F  # lazy: seconds to import
             H, W = how
             H8, W8 = f.shape[-2:]
             f = F.interpolate(f, size=(H, W), mode='bilinear', align_corners=False)
@@ -375,7 +375,7 @@ class RaftFlow(FlowBackend):
         return f[..., t:t + H, l:l + W]
 
     def batch(self, ims0, ims1):
-        import torch
+        import torch  # lazy: seconds to import
         def prep(ims):
             x = torch.from_numpy(np.stack([np.repeat(i[..., None], 3, -1) if i.ndim == 2 else i for i in ims]))
             return x.to(self.device).permute(0, 3, 1, 2).float() * (2 / 255) - 1  # (B, 3, H, W) in [-1, 1]
@@ -686,7 +686,7 @@ class FlowExplorer:
                  max_mag:float|None=None,                    # flow magnitude at full colour (default per frame)
                  **kw,                                       # backend settings (weights, device, ...)
                 ):
-        import ipywidgets as W
+        import ipywidgets as W  # notebook UI only
         if len(seq) < 2: raise ValueError(f"{getattr(seq, 'name', 'the sequence')} has {len(seq)} frame: no flow")
         self.seq, self.frac, self.min_corners, self.max_mag, self.kw = seq, frac, min_corners, max_mag, kw
         st = dict(style={'description_width': 'initial'})            # full labels
@@ -739,5 +739,5 @@ class FlowExplorer:
         return out
 
     def _ipython_display_(self):
-        from IPython.display import display
+        from IPython.display import display  # notebook UI only
         display(self.widget)

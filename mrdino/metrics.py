@@ -18,6 +18,7 @@ __all__ = ['METRIC_KEYS', 'PROTOCOLS', 'dense_ids', 'contingency', 'segment_iou'
 
 # %% ../nbs/06_metrics.ipynb 3
 import numpy as np
+import cv2
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
@@ -337,7 +338,7 @@ def window_images(
     protocol:str|EvalProtocol, # protocol (name or object)
 )->np.ndarray:                 # (n_windows, h, w, 3) float32 in [0, 1]
     "Resize (bicubic on floats, no antialiasing, clamped), zero-pad and cut an RGB image into the protocol's windows (as the reference)."
-    from torchvision.transforms.functional import resize, InterpolationMode
+    from torchvision.transforms.functional import resize, InterpolationMode   # torchvision takes seconds to import: only here
     p = get_protocol(protocol)
     img = np.asarray(image)
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()             # (3, H, W)
@@ -398,7 +399,6 @@ def overlay_panel(
     scale:int=2,                  # nearest upscaling of the panel for visibility
 )->np.ndarray:                    # (H*scale, k*W*scale, 3) uint8 RGB: [image |] GT | prediction
     "Side-by-side panel of the image, the GT and the prediction at scoring size."
-    import cv2
     H, W = gt.shape
     tiles = []
     if image is not None:
@@ -434,7 +434,6 @@ def evaluate_predictions(
     meta:dict|None=None,                # what was scored (checkpoint, head, data, ...), recorded in metrics.json as `run`
 )->dict:                                # the content of metrics.json
     "Score a dataset under a protocol, then write metrics.json, per_image.csv and overlay PNGs atomically."
-    import cv2
     p = get_protocol(protocol)
     n = len(pred_maps)
     if len(gt_maps) != n: raise ValueError(f"{n} predictions but {len(gt_maps)} GT maps")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_pseudolabels.ipynb 3
 from __future__ import annotations
-import csv, functools, hashlib, io, json, logging, re, threading, time
+import csv, functools, hashlib, io, json, logging, multiprocessing, re, shutil, threading, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import cv2
 import joblib
 import hdbscan
 from scipy import ndimage as ndi
+from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import KDTree
 from .data import progress_bar, png_html, with_snapshot
 
@@ -24,7 +25,9 @@ __all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 
            'quality_table', 'ThresholdExplorer']
 
 # %% ../nbs/02_pseudolabels.ipynb 4
-from .data import BadFrameError, label_to_rgb, atomic_write, clean_stale_tmp, input_identity, identity_changes
+from .data import BadFrameError, label_to_rgb, atomic_write, clean_stale_tmp, input_identity, identity_changes, read_source
+# mrdino.metrics is imported where it scores (pseudolabel_quality, quality_cases, ThresholdExplorer): it imports torch, which
+# pseudo-label worker processes never need (tests/test_flow.py::test_import_leaves_torch_out)
 from .flow import get_backend, corner_means, is_quasi_static, check_flow_size, _corner_size, TAU_STATIC
 
 # %% ../nbs/02_pseudolabels.ipynb 5
@@ -371,7 +374,6 @@ def toy_flow(
 # %% ../nbs/02_pseudolabels.ipynb 41
 def ari(a:np.ndarray, b:np.ndarray)->float:
     "Adjusted Rand index between two label maps (all pixels)."
-    from sklearn.metrics import adjusted_rand_score
     return float(adjusted_rand_score(np.ravel(a), np.ravel(b)))
 
 # %% ../nbs/02_pseudolabels.ipynb 44
@@ -537,7 +539,6 @@ def write_index(
 
 def _check_inputs(seq, root:Path):
     "Relabel `seq` from scratch when its recorded input identity differs from its files now; record the identity."
-    import shutil
     name = _safe_name(seq.name)
     f, rec, labels = root / 'records' / f'{name}.input.json', root / 'records' / f'{name}.jsonl', root / 'labels' / name
     ident = json.loads(json.dumps(input_identity(seq)))
@@ -592,7 +593,6 @@ def pseudolabel(
     t0 = time.time()
     if not (np.isfinite(tau_static) and tau_static > 0): raise ValueError(f"tau_static={tau_static!r}: must be a number > 0 (px)")
     if isinstance(source, (str, Path)):
-        from mrdino.data import read_source
         seqs = read_source(source, layout)
     else: seqs = list(source)
     names = [_safe_name(s.name) for s in seqs]
@@ -632,7 +632,6 @@ def pseudolabel(
                 atomic_write(root / 'records' / f'{_safe_name(s.name)}.jsonl', ''.join(json.dumps(r) + '\n' for r in rows).encode())
                 done_rows += rows
         else:
-            import multiprocessing
             # not 'fork': forking after OpenMP/OpenCV threads ran can deadlock the workers. A fork server that has
             # only imported mrdino starts them once and cheaply (Windows/macOS without it: spawn)
             methods = multiprocessing.get_all_start_methods()
@@ -677,7 +676,7 @@ def pseudolabel_quality(
     flow_kw:dict|None=None,         # backend settings
 )->dict:                            # {'moving': metrics, 'all': metrics, 'frames': n, 'seconds_per_frame': s}
     "F1@50, AP50, AR50, all-ARI, fg-ARI of pseudo-labels on the still-camera frames of synthetic videos."
-    from mrdino.metrics import evaluate_masks
+    from mrdino.metrics import evaluate_masks  # lazy: imports torch (see the imports cell)
     rows = list(_quality_frames(videos, flow, cfg, every, flow_kw))
     preds, gm, ga, secs = ([r[k] for r in rows] for k in (2, 3, 4, 5))
     return {'moving': evaluate_masks(preds, gm), 'all': evaluate_masks(preds, ga), 'frames': len(preds),
@@ -697,7 +696,7 @@ def quality_cases(
     flow_kw:dict|None=None,         # backend settings
 )->list:                            # dicts: video, frame, f1 (vs moving), tp, n_pred, n_gt, image, pred, gt_moving
     "The `n` best and `n` worst still frames by F1@50 against the moving objects (best first), with their maps."
-    from mrdino.metrics import image_scores
+    from mrdino.metrics import image_scores  # lazy: imports torch (see the imports cell)
     cases = []
     for i, t, pred, gm, _, _ in _quality_frames(videos, flow, cfg, every, flow_kw):
         sc = image_scores(pred, gm)
@@ -773,7 +772,7 @@ class ThresholdExplorer:
         self.n_instances = int(st.instances.max())
         self.f1 = None                                          # F1@50 of this frame's map against self.gt
         if self.gt is not None:
-            from mrdino.metrics import image_scores
+            from mrdino.metrics import image_scores  # lazy: imports torch (see the imports cell)
             sc = image_scores(self.instances, self.gt)
             self.f1, self.tp, self.n_gt = _image_f1(sc), sc['tp'], sc['n_gt']
         col = label_to_rgb(self.instances).astype(np.float32)
@@ -798,7 +797,7 @@ class ThresholdExplorer:
 
     def widget(self, width:int|None=None): # picture width in CSS pixels (default: a whole multiple of its own, up to 900)
         "ipywidgets UI: one slider per threshold, the frame index, exact/fast mode; overlay (| GT) and summary."
-        import ipywidgets as W
+        import ipywidgets as W  # notebook UI only
         grid = {k: round(lo + round((getattr(self.cfg, k) - lo) / st) * st, 6) for k, (lo, hi, st) in self.sliders.items()}
         moved = {k: (getattr(self.cfg, k), v) for k, v in grid.items() if abs(v - getattr(self.cfg, k)) > 1e-9}
         if moved: self.set(**grid)                              # starting values on the slider steps, and said so

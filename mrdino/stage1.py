@@ -4,13 +4,16 @@
 
 # %% ../nbs/04_stage1.ipynb 2
 from __future__ import annotations
-import math, time
+import csv, math, time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import cv2
 import torch, torch.nn as nn, torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
+
+from .data import progress_bar
 
 # %% auto 0
 __all__ = ['STAGE1_PRESETS', 'instance_masks', 'upsample_masks', 'bce_cost', 'match_masks', 'weighted_bce', 'stage1_loss',
@@ -117,7 +120,6 @@ STAGE1_PRESETS = dict(
 
 # %% ../nbs/04_stage1.ipynb 19
 def _resize_pair(img:np.ndarray, lab:np.ndarray, size:tuple):
-    import cv2
     H, W = size
     if img.shape[:2] != (H, W):
         img = cv2.resize(img, (W, H), interpolation=cv2.INTER_CUBIC)
@@ -157,7 +159,6 @@ def encode_windows(
     progress:bool=False,  # tqdm bar
 )->torch.Tensor:          # (N, P, F) float32 features on the CPU
     "Frozen-encoder features of fixed windows, computed once."
-    from mrdino.data import progress_bar
     dev = device or next(model.parameters()).device
     out = []
     for s in progress_bar(range(0, len(windows), batch), desc='encode windows', disable=not progress, unit='batch'):
@@ -192,7 +193,6 @@ def train_stage1(
     feats:torch.Tensor|None=None, # precomputed (N, P, F) features of `windows`
 )->dict:                        # summary: epochs, steps, last loss, windows/s, checkpoint
     "Stage 1: train slot attention and its input MLP on matched pseudo masks; everything else stays frozen."
-    from mrdino.data import progress_bar
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if len(windows) == 0: raise ValueError("no training windows: no pseudo-label has an object (check the pseudo-labelling run)")
@@ -248,7 +248,6 @@ def train_stage1(
 
 def append_csv(path:Path, rows:list):
     "Append dict rows to a CSV log, writing the header when the file is new."
-    import csv
     if not rows: return
     new = not Path(path).exists()
     with open(path, 'a', newline='') as f:

@@ -4,20 +4,25 @@
 
 # %% ../nbs/05_stage2.ipynb 2
 from __future__ import annotations
-import json, math, time
+import csv, json, math, re, shutil, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
+from safetensors.torch import save_file
 
+from .data import progress_bar, input_identity, identity_digest
+from .dinosaur import build_encoder, map_reference_checkpoint, load_reference_weights
+from .flow import BACKENDS, TAU_STATIC
+from .pseudolabels import pseudolabel, read_instances
 from .stage1 import instance_masks, match_masks, upsample_masks
 
 # %% auto 0
 __all__ = ['STAGE2_PRESETS', 'EVAL_PROTOCOL', 'VARIANTS', 'WORLD_ENCODERS', 'PRESET_THREADS', 'SlotDeactivation', 'stage2_loss',
            'gated_labels', 'Stage2Config', 'slots_and_masks', 'base_record', 'head_base', 'load_head', 'train_stage2',
-           'segment_windows', 'predict_frame', 'evaluate_model', 'pair_checkpoints', 'load_pair', 'load_trained',
-           'MainJob']
+           'segment_windows', 'predict_frame', 'evaluate_model', 'load_reference_checkpoint', 'pair_checkpoints',
+           'load_pair', 'load_trained', 'MainJob']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -141,7 +146,6 @@ def slots_and_masks(
 
 def _save_head(out:Path, head:nn.Module, step:int, opt, cfg:Stage2Config, meta:dict, base:dict):
     "Atomic checkpoint of the deactivation MLP: out/ckpt/step_N/{head.safetensors, state.pt, config.json}, out/ckpt/latest."
-    from safetensors.torch import save_file
     def write(d:Path):
         save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(d / 'head.safetensors'),
                   metadata={f'mrdino.base_{k}': str(v) for k, v in base.items() if v is not None})
@@ -186,7 +190,6 @@ def train_stage2(
     feats:torch.Tensor|None=None, # precomputed window features
 )->dict:                         # summary: steps, loss, windows/s, checkpoint
     "Stage 2: train the slot-deactivation MLP on a frozen model with L_fg + L_bg and the drop loss."
-    from mrdino.data import progress_bar
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if len(windows) == 0: raise ValueError("no training windows: no pseudo-label has an object")
@@ -296,7 +299,6 @@ def evaluate_model(
     encoder_weights:str|None=None,  # DINOv2 file when `model` is a path (`load_trained`)
 )->dict:                            # metrics (fractions) + recall_parked, recall_moving, frames
     "Segment GT-annotated frames and score them (F1@50, AP50, AR50, all-ARI, fg-ARI, parked/moving recall)."
-    from mrdino.data import progress_bar
     if isinstance(model, (str, Path)):
         model, h, desc = load_trained(model, encoder_weights=encoder_weights)
         head = head if head is not None else h
@@ -324,6 +326,20 @@ def evaluate_model(
     return res
 
 # %% ../nbs/05_stage2.ipynb 25
+def load_reference_checkpoint(
+    path:str|Path,                    # .ckpt of the reference release (DINOSAUR, stage 1 or stage 2)
+    cfg:DinosaurConfig|str='kitti',   # preset name or config: supplies n_slots, sa_iters, crop, encoder (what the weights do not say); 'auto': the preset with the checkpoint's patch count
+    encoder=None,                     # an already built encoder (`mrdino.dinosaur.FrozenDinov2`), used as is
+    encoder_weights:str|None=None,    # DINOv2 weight file (torch.hub or timm layout) instead of the checkpoint's own encoder
+    device='cpu',
+)->tuple:                             # (Dinosaur in eval mode, SlotDeactivation in eval mode or None)
+    "Import a model trained by the reference release: its DINOSAUR and, from a stage-2 .ckpt, its slot-deactivation head."
+    ref = map_reference_checkpoint(path, cfg, encoder, encoder_weights)
+    head = SlotDeactivation(ref.model.cfg.slot_dim, *ref.head_size) if ref.head_size else None   # width and depth from its weights
+    model = load_reference_weights(ref, head)
+    return model.to(device).eval(), (head.to(device).eval() if head is not None else None)
+
+# %% ../nbs/05_stage2.ipynb 26
 def _describe_base(rec:dict)->str:
     return f"weights hash {rec['digest']}" + (f", {rec['path']}" if rec.get('path') else '') + (f", step {rec['step']}" if rec.get('step') else '')
 
@@ -380,7 +396,6 @@ def load_trained(
     device='cpu',
 )->tuple:                           # (Dinosaur, SlotDeactivation or None, one-line description of model + encoder)
     "Load any trained model: an mrdino run (plus an optional stage-2 run) or a checkpoint of the reference release."
-    from mrdino.dinosaur import load_dinosaur, load_reference_checkpoint
     p = Path(path)
     if p.is_file():
         model, h = load_reference_checkpoint(p, preset, encoder_weights=encoder_weights, device=device)
@@ -406,7 +421,7 @@ def load_trained(
             f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
     return model, h, desc
 
-# %% ../nbs/05_stage2.ipynb 40
+# %% ../nbs/05_stage2.ipynb 41
 import hashlib, contextlib
 from .data import read_source, atomic_write, WORLDS, world_size
 from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur, FILTERBANK_ARCH
@@ -435,7 +450,7 @@ def _check_weight_file(name:str, path:str):
     if not (st or head[:4] == b'PK\x03\x04' or head[:1] == b'\x80'):
         raise ValueError(f"{name}={path!r} is not a weight file (expected .safetensors or a torch .pth/.pt checkpoint)")
 
-# %% ../nbs/05_stage2.ipynb 41
+# %% ../nbs/05_stage2.ipynb 42
 PRESET_THREADS = dict(synthetic=1)   # torch CPU threads per preset (others: torch's default, one per core)
 
 @dataclass
@@ -473,9 +488,7 @@ class MainJob:
         integer('threads', 0, "torch CPU threads; 0 = the preset's")
         if not self.threads: self.threads = PRESET_THREADS.get(self.preset, 0)
         if not isinstance(self.progress, bool): raise ValueError(f"progress={self.progress!r}: must be True or False")
-        from mrdino.flow import BACKENDS
         if self.flow_backend not in BACKENDS: raise ValueError(f"flow_backend={self.flow_backend!r}: choose one of {', '.join(BACKENDS)}")
-        import re
         if not isinstance(self.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
             raise ValueError(f"device={self.device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
         for name in ('data', 'eval_data', 'encoder_weights', 'out_dir'):
@@ -542,7 +555,6 @@ class MainJob:
 
     def _step(self, name:str, settings:dict, fn, inputs:dict|None=None):
         "Run `fn(folder)` unless `folder/done.json` records the same settings and inputs; return its summary."
-        import shutil
         d = self.out / name
         done = d / 'done.json'
         inputs = json.loads(json.dumps(inputs, default=str)) if inputs is not None else None
@@ -576,7 +588,6 @@ class MainJob:
 
     def data_identity(self, which:str='data')->dict|str:
         "Identity of the training ('data') or evaluation ('eval_data') source: the generated source and its world, else {sequence: hash of its files}."
-        from mrdino.data import input_identity, identity_digest
         src = str(getattr(self, which))
         if src.startswith('synthetic'): return dict(source=src, **self._world(which))   # generated from fixed seeds: the world decides
         if 'id_' + which not in self._cache:
@@ -586,15 +597,11 @@ class MainJob:
 
     def encoder(self):
         "The frozen encoder, built once per job."
-        if 'encoder' not in self._cache:
-            from mrdino.dinosaur import build_encoder
-            self._cache['encoder'] = build_encoder(self.dcfg)
+        if 'encoder' not in self._cache: self._cache['encoder'] = build_encoder(self.dcfg)
         return self._cache['encoder']
 
     def pseudo_labels(self)->dict:
         "Step 1: flow → quasi-static retrieval → instance pseudo-labels on the training videos (`mrdino.pseudolabels`)."
-        from mrdino.pseudolabels import pseudolabel
-        from mrdino.flow import TAU_STATIC
         tau = TAU_STATIC[self.preset]
         settings = dict(data=self.data, **self._world('data'), backend=self.flow_backend, tau_static=tau,   # workers do not change the labels
                         inputs=self.data_identity())  # changed sequences are relabelled by `pseudolabel` itself
@@ -604,8 +611,6 @@ class MainJob:
     def labelled_frames(self)->tuple:
         "(frames, pseudo-label maps) of every retrieved frame with at least one instance."
         if 'pseudo' not in self._cache:
-            import csv
-            from mrdino.pseudolabels import read_instances
             root = self.out / 'pseudolabels' / Path(self.pseudo_labels()['out']).name   # this run's, also after it was moved
             seqs = {s.name: s for s in self.videos()}
             frames, labels = [], []
