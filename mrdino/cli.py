@@ -8,10 +8,11 @@ import argparse, builtins, json, sys
 from pathlib import Path
 
 # %% auto 0
-__all__ = ['DINOSAUR_PRESETS', 'FLOW_BACKENDS', 'LAYOUTS', 'WORLDS', 'PROTOCOLS', 'SCALE_RANGE', 'build_parser', 'main',
-           'run_demo']
+__all__ = ['DINOSAUR_PRESETS', 'FLOW_BACKENDS', 'LAYOUTS', 'WORLDS', 'PROTOCOLS', 'SCALE_RANGE', 'add_predict_command',
+           'build_parser', 'main', 'run_demo']
 
 # %% ../nbs/07_cli.ipynb 4
+# Each handler imports the mrdino modules it runs when it runs: they import torch (seconds), `mrdino --help` should not wait.
 def _synth(a):
     "Write synthetic videos of a world (`mrdino.data.WORLDS`) as PNG sequences with their ground truth."
     from mrdino.data import make_world_video, write_png
@@ -130,6 +131,18 @@ def _demo(a):
             except ValueError: return x
     run_demo(a.out, **{k: val(v) for k, v in a.param})
 
+def _predict_cmd(a)->int:
+    "Segment every frame of a video, a folder of frames or a dataset with a trained model (`mrdino.predict.predict`); print a summary."
+    from mrdino.predict import predict   # imports torch: here, when the command runs, so that `mrdino --help` answers at once
+    for what, p in (('model', a.model), ('source', a.source), ('encoder weights', a.encoder_weights)):
+        if p and not str(p).startswith('synthetic') and not Path(p).exists(): raise FileNotFoundError(f"{what} {p} does not exist")
+    r = predict(a.model, a.source, a.out, every=a.every, max_frames=a.max_frames, device=a.device, batch=a.batch,
+                encoder_weights=a.encoder_weights, variant=a.variant, resize=a.resize, overlays=not a.no_overlays, layout=a.layout)
+    f = r['frames']                                                     # a summary: run.json has every skipped frame
+    print(json.dumps(dict(out=str(Path(a.out).resolve()), model=r['model'], time=r['time'],
+                          frames=dict(selected=f['selected'], written=f['written'], skipped=len(f['skipped']), instances=f['instances'])), indent=1))
+    return 0
+
 # %% ../nbs/07_cli.ipynb 5
 DINOSAUR_PRESETS = ('synthetic', 'kitti', 'tri_pd', 'movi_e')   # `mrdino.dinosaur.PRESETS` (and `TAU_STATIC`), listed here so --help needs no torch
 FLOW_BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')   # `mrdino.flow.BACKENDS`
@@ -185,7 +198,29 @@ def _shard(s:str)->str:
     if not m or not int(m.group(1)) < int(m.group(2)): raise argparse.ArgumentTypeError(f"{s!r} is not i/n with 0 <= i < n (e.g. 0/4)")
     return s
 
-# %% ../nbs/07_cli.ipynb 6
+# %% ../nbs/07_cli.ipynb 7
+def add_predict_command(
+    sub,                       # the subparsers of the `mrdino` parser
+)->argparse.ArgumentParser:    # the `predict` parser
+    "Register `mrdino predict MODEL SOURCE OUT` (options checked by the argument types the other subcommands use)."
+    count = _int_from(1)                                            # --every, --max-frames, --batch
+    s = sub.add_parser('predict', help='segment every frame of a video, folder or dataset: 16-bit masks, COCO, overlay videos (OUT/run.json says what ran)')
+    s.add_argument('model', help='main-job folder (mrdino demo --out), stage-2 run folder, DINOSAUR/stage-1 run folder, or a reference .ckpt of the authors (with --encoder-weights if it holds no encoder)')
+    s.add_argument('source', help="video file, folder of frames or videos, KITTI/TRI-PD/MOVi-E root, or 'synthetic[:N]'")
+    s.add_argument('out', help='output folder, never inside SOURCE; a rerun resumes a killed run')
+    s.add_argument('--every', type=count, default=1, metavar='N', help='segment every N-th frame of each sequence (default 1: all)')
+    s.add_argument('--max-frames', type=count, default=None, metavar='N', help='stop after N frames in all, in source order (default: all)')
+    s.add_argument('--device', type=_device, default=None, help='cpu, cuda or cuda:N (default: cuda if available, else cpu)')
+    s.add_argument('--batch', type=count, default=8, metavar='N', help='frames whose windows go through the model together (default 8)')
+    s.add_argument('--encoder-weights', type=_file, default=None, metavar='FILE', help='DINOv2 weight file overriding the one the checkpoint names')
+    s.add_argument('--variant', default='stage2', help='main-job folder: stage2 (MR-DINOSAUR, default), dinosaur, stage1, only_stage2, no_drop_loss')
+    s.add_argument('--resize', default='preset', choices=('preset', 'short', *PROTOCOLS), help="canvas: preset (the model's, if the aspect ratio fits), short (short side -> crop), or a protocol: kitti, tri_pd, ...")
+    s.add_argument('--no-overlays', action='store_true', help='do not write overlays/<sequence>.mp4')
+    s.add_argument('--layout', default='auto', choices=LAYOUTS, help='how SOURCE is laid out (auto: recognised)')
+    s.set_defaults(fn=_predict_cmd)
+    return s
+
+# %% ../nbs/07_cli.ipynb 9
 def build_parser()->argparse.ArgumentParser:
     "The `mrdino` argument parser with every subcommand; every option is checked here, before anything is read or written."
     p = argparse.ArgumentParser(prog='mrdino', description='MR-DINOSAUR: unsupervised multi-object discovery.')
@@ -254,7 +289,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('root', help='a run folder, a --cache-dir, or any folder above them')
     s.add_argument('--remove', action='store_true', help="delete the caches' files (a later run rebuilds what it needs); folders mrdino did not write are left alone")
     s.set_defaults(fn=_caches)
-    from mrdino.predict import add_predict_command; add_predict_command(sub)   # mrdino predict MODEL SOURCE OUT (nbs/08_predict)
+    add_predict_command(sub)                                        # mrdino predict MODEL SOURCE OUT (nbs/08_predict)
     return p
 
 def main(argv:list|None=None)->int:
@@ -266,7 +301,7 @@ def main(argv:list|None=None)->int:
     except (FileNotFoundError, ValueError, OSError) as e:    # a missing input, a bad value, an unwritable output: one line
         print(f"mrdino {a.cmd}: error: {e}", file=sys.stderr); return 2
 
-# %% ../nbs/07_cli.ipynb 13
+# %% ../nbs/07_cli.ipynb 17
 def run_demo(
     out:str|Path='runs/demo', # output folder: main.ipynb (executed), results.json, one folder per step
     **params,                 # other parameters of the notebook, e.g. `preset='kitti'`, `device='cuda'`
@@ -298,6 +333,6 @@ def run_demo(
     for v, r in res.items(): print(f"{v:14s}" + ''.join(f"{100 * r.get(c, float('nan')):15.1f}" for c in cols))
     return res
 
-# %% ../nbs/07_cli.ipynb 16
+# %% ../nbs/07_cli.ipynb 20
 # `python -m mrdino.cli ...` and `torchrun -m mrdino.cli train-dinosaur ...` (not when a notebook kernel runs this cell)
 if __name__ == '__main__' and Path(sys.argv[0]).name == 'cli.py': sys.exit(main())

@@ -4,27 +4,30 @@
 
 # %% ../nbs/08_predict.ipynb 2
 from __future__ import annotations
-import argparse, hashlib, json, os, re, shutil, sys, time
+import base64, functools, hashlib, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 
 import cv2, numpy as np
+import torch, torch.nn.functional as F
 
-from .data import read_source, atomic_write, clean_stale_tmp, label_to_rgb, BadFrameError, VideoSequence, _tmp_name
+from .data import (
+    read_source, atomic_write, clean_stale_tmp, label_to_rgb, progress_bar, summarize_skipped, input_identity, identity_digest,
+    BadFrameError, VideoSequence, _tmp_name)
+from .dinosaur import (
+    load_dinosaur, find_checkpoint, checkpoint_candidates, preset_canvas, to_images, cut_windows, reference_windows,
+    window_layout, check_outputs, say, _fast_paths, WindowPrediction, NonFiniteOutputError)
+from .metrics import PROTOCOLS
+from .stage2 import VARIANTS, load_pair, load_trained, segment_windows
 
 # %% auto 0
 __all__ = ['MP4_MAX_SIDE', 'resolve_model', 'canvas_size', 'frame_windows', 'segment_frames', 'instance_scores', 'rle_encode',
            'rle_decode', 'coco_annotations', 'frame_name', 'iter_selected', 'source_identity', 'id_palette',
-           'overlay_frame', 'mp4_frame_size', 'mp4_frame', 'write_overlay_video', 'predict', 'add_predict_command',
+           'overlay_frame', 'mp4_frame_size', 'mp4_frame', 'write_overlay_video', 'select_frames', 'predict',
            'read_predictions', 'prediction_view']
 
 # %% ../nbs/08_predict.ipynb 6
-def _variants()->dict:
-    from mrdino.stage2 import VARIANTS
-    return VARIANTS
-
 def _ckpt_step(path:Path, weights:str)->str:
     "'<checkpoint folder> (step N)' of a run folder."
-    from mrdino.dinosaur import find_checkpoint
     ck = find_checkpoint(path, weights)
     step = json.loads((ck / 'config.json').read_text()).get('step') if ck is not None else None
     return f"{ck} (step {step})"
@@ -35,7 +38,7 @@ def _stage2_base(run:Path)->Path:
     if done.exists():
         ck = json.loads(done.read_text()).get('settings', {}).get('base', {}).get('checkpoint')
         if ck and Path(ck).exists(): return Path(ck)
-    base = {h: b for b, h in _variants().values() if h}.get(run.name)
+    base = {h: b for b, h in VARIANTS.values() if h}.get(run.name)
     if base and (run.parent / base / 'done.json').exists(): return run.parent / base
     raise FileNotFoundError(f"{run} is a stage-2 run but no done.json names its base model and no sibling step folder "
                             f"holds it: pass the main-job folder ({run.parent}) instead")
@@ -47,15 +50,12 @@ def resolve_model(
     variant:str='stage2',         # main-job folder only: the Tab. 3a row (`mrdino.stage2.VARIANTS`)
 )->tuple:                         # (Dinosaur, SlotDeactivation or None, description)
     "Load the model (and stage-2 head) a path holds, and say which."
-    from mrdino.dinosaur import load_dinosaur, find_checkpoint, checkpoint_candidates
-    from mrdino.stage2 import load_pair
     p = Path(path)
     if p.is_file():                                                               # the authors' release .ckpt
-        from mrdino.stage2 import load_trained
         return load_trained(p, encoder_weights=encoder_weights, device=device)
     if not p.exists(): raise FileNotFoundError(f"model {p} does not exist: pass a main-job folder (mrdino demo --out) or a stage-2 run folder")
     if encoder_weights and not Path(encoder_weights).exists(): raise FileNotFoundError(f"encoder weights {encoder_weights} do not exist")
-    V = _variants()
+    V = VARIANTS
     if any((p / s / 'done.json').exists() for s in ('dinosaur', 'stage1')):      # main-job folder
         if variant not in V: raise ValueError(f"variant {variant!r}: choose one of {sorted(V)}")
         base, hd = V[variant]
@@ -86,10 +86,8 @@ def canvas_size(
     resize:str='preset',       # 'preset': the model's resize if the aspect ratio matches within 5 %; 'short': short side -> crop; or a `mrdino.metrics.PROTOCOLS` name
 )->tuple|None:                 # (H, W) canvas, or None (short side -> crop)
     "The canvas a frame is resized to before it is cut into windows (the rule of `predict_windows`)."
-    from mrdino.dinosaur import preset_canvas
     if resize == 'preset': return preset_canvas(cfg, h, w)
     if resize == 'short': return None
-    from mrdino.metrics import PROTOCOLS
     if resize not in PROTOCOLS: raise ValueError(f"resize {resize!r}: use 'preset', 'short' or a protocol of mrdino.metrics ({', '.join(PROTOCOLS)})")
     r = PROTOCOLS[resize].resize
     return tuple(r) if r else None
@@ -101,9 +99,6 @@ def frame_windows(
     resize:str='preset',       # canvas rule (see `canvas_size`)
 )->tuple:                      # ((n_frames · n_windows, 3, crop, crop) float tensor in [0, 1], one `WindowLayout` per frame)
     "The model inputs of several frames: on a protocol canvas that says so (kitti, tri_pd) prepared as `evaluate` and the reference prepare them."
-    import torch
-    from mrdino.dinosaur import to_images, cut_windows, reference_windows
-    from mrdino.metrics import PROTOCOLS
     if resize in PROTOCOLS and PROTOCOLS[resize].reference_inputs:
         wins, lays = zip(*[reference_windows(im, resize, cfg.crop) for im in images])
         return torch.from_numpy(np.concatenate(wins)).permute(0, 3, 1, 2), list(lays)
@@ -123,9 +118,6 @@ def segment_frames(
     names:list|None=None,      # one name per frame, for errors (default: its position)
 )->list:                       # per frame (canvas labels (H, W) int32, 0 = background; λ (nW, K) or None; WindowLayout)
     "Segment several frames with one forward pass over all their windows; per frame as `stage2.predict_frame`."
-    import torch, torch.nn.functional as F
-    from mrdino.dinosaur import WindowPrediction, check_outputs
-    from mrdino.stage2 import segment_windows
     cfg, dev = model.cfg, next(model.parameters()).device
     x, lays = frame_windows(cfg, images, resize)
     nW, K, g = len(lays[0].origins), cfg.n_slots, cfg.grid
@@ -244,7 +236,6 @@ def source_identity(
     seqs:list,                 # its sequences
 )->dict:                       # path, and per sequence: name, frames, digest of its `mrdino.data.input_identity`
     "What the predictions were made from: per sequence a digest of its files' bytes (hashes cached, see `input_identity`)."
-    from mrdino.data import input_identity, identity_digest
     return dict(source=str(Path(source).resolve()) if Path(str(source)).exists() else str(source),
                 sequences=[dict(name=s.name, frames=len(s), digest=identity_digest(input_identity(s))) for s in seqs])
 
@@ -294,7 +285,6 @@ def mp4_frame(
 
 def _mp4_refusal(path:Path, W:int, H:int)->str:
     "Why OpenCV would not open an mp4v writer: a 64×64 test video in the temp folder tells a missing encoder from an unwritable folder."
-    import tempfile
     with tempfile.TemporaryDirectory() as d:
         vw = cv2.VideoWriter(str(Path(d) / 'test.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 10, (64, 64)); ok = vw.isOpened(); vw.release()
     if not ok: return f"OpenCV cannot write {path.name} (mp4v): its build lacks an MP4 encoder (a 64×64 test video fails too); use --no-overlays"
@@ -330,7 +320,6 @@ def _png(a:np.ndarray)->bytes:
 
 def _device(device:str|None)->str:
     "Validate the device name (default: cuda if available, else cpu)."
-    import torch
     if device in (None, '', 'auto'): return 'cuda' if torch.cuda.is_available() else 'cpu'
     try: d = torch.device(device)
     except RuntimeError: raise ValueError(f"device {device!r}: use cpu, cuda or cuda:N") from None
@@ -339,6 +328,21 @@ def _device(device:str|None)->str:
     if d.type not in ('cpu', 'cuda'): raise ValueError(f"device {device!r}: use cpu, cuda or cuda:N")
     return str(d)
 
+# %% ../nbs/08_predict.ipynb 28
+def select_frames(
+    seqs:list,                 # sequences of a source, in order
+    every:int=1,               # every n-th frame of each sequence
+    max_frames:int|None=None,  # at most this many frames in all; None: all
+)->list:                       # [(sequence, ascending frame indices)], sequences with a selected frame only
+    "The plan of a `predict` call: which frames of which sequence it segments."
+    plan, left = [], max_frames
+    for s in seqs:
+        idx = list(range(0, len(s), every))
+        if left is not None: idx = idx[:left]; left -= len(idx)
+        if idx: plan.append((s, idx))
+    return plan
+
+# %% ../nbs/08_predict.ipynb 31
 def _check_out(out:Path, source, seqs):
     "Refuse an output folder inside a folder the frames are read from (the source is read-only)."
     src = Path(str(source))
@@ -351,6 +355,159 @@ def _check_out(out:Path, source, seqs):
         if out == d or d in out.parents:
             raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another OUT")
 
+# %% ../nbs/08_predict.ipynb 34
+def _previous_run(
+    out:Path,                  # OUT
+    settings:dict,             # the settings of this call, as run.json records them
+)->dict|None:                  # the run.json a call before left in OUT; None when there is none
+    "The record of the run before in OUT, refused when it is damaged or was made with other settings."
+    rj = out / 'run.json'
+    if not rj.exists(): return None
+    try: prev = json.loads(rj.read_text())
+    except ValueError: raise ValueError(f"{rj} is damaged (not JSON): delete {out} to start again, or choose another OUT") from None
+    old = {k: v for k, v in prev.get('settings', {}).items() if k != 'overlays'}     # earlier runs recorded it as a setting
+    if old != settings:
+        diff = sorted(k for k in set(settings) | set(old) if settings.get(k) != old.get(k))
+        raise ValueError(f"{out} holds predictions made with other settings (differing: {', '.join(diff)}): "
+                         "choose another OUT, or delete it to start again")
+    return prev
+
+# %% ../nbs/08_predict.ipynb 37
+def _window_protocol(
+    cfg,                       # `DinosaurConfig` of the model
+    plan:list,                 # `select_frames`
+    settings:dict,             # resize, seed, thr, merge_thr as run.json records them
+)->dict:                       # the settings that shape the masks, and per sequence frame size, canvas, crop, windows, pad
+    "How each sequence's frames are cut into windows: the `protocol` entry of run.json."
+    protocol = {k: settings[k] for k in ('resize', 'seed', 'thr', 'merge_thr')} | dict(sequences={})
+    for s, idx in plan:
+        h, w = s.size
+        lay = window_layout(h, w, cfg.crop, canvas_size(cfg, h, w, settings['resize']))
+        protocol['sequences'][s.name] = dict(frame=[h, w], canvas=list(lay.size), crop=cfg.crop, windows=len(lay.origins), pad=list(lay.pad))
+    return protocol
+
+def _start_run(
+    out:Path,                  # OUT
+    plan:list,                 # `select_frames`
+    cfg,                       # `DinosaurConfig` of the model
+    settings:dict,             # what run.json records
+    dev:str,                   # the device the model runs on
+    fast:dict,                 # `mrdino.dinosaur._fast_paths` on it
+)->dict:                       # `_window_protocol`
+    "Make OUT, record the run as running (unless a killed one already is) and say what runs, on what canvas, how."
+    out.mkdir(parents=True, exist_ok=True)
+    clean_stale_tmp(out)                                   # temporaries (files, overlay videos) of a killed run
+    protocol = _window_protocol(cfg, plan, settings)
+    rj = out / 'run.json'
+    if not rj.exists() or json.loads(rj.read_text()).get('status') != 'running':
+        atomic_write(rj, json.dumps(dict(status='running', settings=settings), indent=1) + '\n')
+    desc = '; '.join(f"{n}: {p['frame'][1]}×{p['frame'][0]} → canvas {p['canvas'][1]}×{p['canvas'][0]}, {p['windows']} windows of {p['crop']}²"
+                     for n, p in list(protocol['sequences'].items())[:3]) + (' …' if len(plan) > 3 else '')
+    say(f"predict: {settings['model']}", name='predict')
+    gate = f"slots with λ > {settings['thr']} kept" if settings['thr'] is not None else "every slot a segment"
+    say(f"predict: protocol {settings['resize']} ({desc}); seed {settings['seed']}, {gate}, border merge > {settings['merge_thr']}; "
+        f"device {dev}, bf16 autocast {fast['bf16_autocast']}, SDPA {fast['sdpa_attention']}; batch {settings['batch']} frames", name='predict')
+    return protocol
+
+# %% ../nbs/08_predict.ipynb 40
+def _part(out:Path, s, k:int)->Path:
+    "The record of batch k of a sequence: its existence says the batch is done."
+    return out / '.parts' / s.name / f"{k:06d}.json"
+
+def _segment_batch(
+    out:Path,                  # OUT: masks/<sequence>/<frame>.png are written here
+    s,                         # the sequence
+    frames:list,               # [(frame index, Frame)] of the batch that decoded
+    seg,                       # `segment_frames` with model and settings bound: seg(images, names=...) -> [(labels, λ, layout)]
+    n_slots:int,               # K (the instance scores)
+)->list:                       # per frame: index, name, height, width, COCO annotations
+    "Segment a batch of frames of one sequence and write their masks."
+    if not frames: return []
+    res = seg([f.image for _, f in frames], names=[f"{s.name}/{frame_name(s, i)}" for i, _ in frames])
+    recs = []
+    for (i, f), (lab, lam, lay) in zip(frames, res):
+        h, w = f.image.shape[:2]
+        full = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) if lab.shape != (h, w) else lab
+        if full.max() > 65535: raise ValueError(f"{full.max()} instance ids do not fit a 16-bit PNG")
+        name = frame_name(s, i)
+        atomic_write(out / 'masks' / s.name / f"{name}.png", _png(full.astype(np.uint16)))
+        recs.append(dict(index=i, name=name, height=h, width=w, anns=coco_annotations(full, instance_scores(full, lam, n_slots))))
+    return recs
+
+# %% ../nbs/08_predict.ipynb 43
+def _segment_batches(
+    out:Path,                  # OUT
+    plan:list,                 # `select_frames`
+    batch:int,                 # frames per batch
+    seg,                       # `segment_frames` with model and settings bound (see `_segment_batch`)
+    n_slots:int,               # K
+    progress:bool=True,        # tqdm bar (frames/s)
+)->tuple:                      # (frames this call segmented, seconds it took)
+    "Segment, in order, every batch no call before finished; a bad frame is skipped and recorded with its error."
+    batches = [(s, k, idx[k * batch:(k + 1) * batch]) for s, idx in plan for k in range(-(-len(idx) // batch))]
+    todo = [b for b in batches if not _part(out, b[0], b[1]).exists()]
+    total = sum(len(idx) for _, idx in plan)
+    bar = progress_bar(total=total, initial=total - sum(len(b[2]) for b in todo), unit='frame', desc='predict', disable=not progress, smoothing=0.1)
+    n_run, n_skip, t_run = 0, 0, time.time()
+    for s, _ in plan:
+        mine = [(k, idx) for q, k, idx in todo if q is s]
+        it = iter_selected(s, [i for _, idx in mine for i in idx]) if mine else None    # one pass over the sequence
+        for k, idx in mine:
+            got = [next(it) for _ in idx]                                           # one item per selected frame
+            frames = [(i, f) for i, f, _ in got if f is not None]
+            skipped = [[i, e] for i, _, e in got if e is not None]
+            if skipped: n_skip += len(skipped); bar.set_postfix(skipped=n_skip)    # listed as ranges at the end
+            try: recs = _segment_batch(out, s, frames, seg, n_slots)
+            except NonFiniteOutputError: bar.close(); raise                         # `predict` records the failure
+            atomic_write(_part(out, s, k), json.dumps(dict(frames=recs, skipped=skipped)))
+            bar.update(len(idx)); n_run += len(frames)
+    bar.close()
+    return n_run, time.time() - t_run
+
+# %% ../nbs/08_predict.ipynb 46
+def _overlay_video(out:Path, s, items:list, n_ids:int, every:int):
+    "overlays/<sequence>.mp4 from the source frames and their mask PNGs; `items`: [(frame index, PNG path under masks/)]."
+    (h, w), (H, W) = s.size, mp4_frame_size(*s.size)
+    if (H, W) != (h, w): say(f"predict: overlays/{s.name}.mp4 shows the {w}×{h} frames at {W}×{H}: MP4 (mp4v) takes even sides of 2 to {MP4_MAX_SIDE} px", name='predict')
+    pal, png, fps = id_palette(n_ids), dict(items), 0
+    if isinstance(s, VideoSequence): cap = cv2.VideoCapture(str(s.path)); fps = cap.get(cv2.CAP_PROP_FPS); cap.release()
+    gen = (overlay_frame(f.image, cv2.imread(str(out / 'masks' / png[i]), cv2.IMREAD_UNCHANGED).astype(np.int32), pal)
+           for i, f, _ in iter_selected(s, sorted(png)) if f is not None)
+    write_overlay_video(out / 'overlays' / f"{s.name}.mp4", gen, (fps or 10.0) / every)
+
+def _assemble(
+    out:Path,                  # OUT, every batch done
+    plan:list,                 # `select_frames`
+    batch:int,                 # frames per batch
+    protocol:dict,             # `_window_protocol` (windows per sequence: the overlay palette)
+    channels:int,              # channels per window (see `_finished_run`)
+    every:int,                 # frame step (the overlay videos' frame rate)
+    overlays:bool,             # write overlays/<sequence>.mp4
+    what:str,                  # the model, as `resolve_model` says it
+)->tuple:                      # (COCO images, COCO annotations, skipped frames, overlay videos)
+    "Write coco.json from the batch records and the overlay videos from the masks."
+    images, anns, skipped, vids = [], [], [], []
+    cats = [dict(id=1, name='object', supercategory='object')]
+    for s, idx in plan:
+        recs = []
+        for k in range(-(-len(idx) // batch)):
+            r = json.loads(_part(out, s, k).read_text())
+            recs += r['frames']; skipped += [dict(sequence=s.name, index=i, error=e) for i, e in r['skipped']]
+        for r in recs:
+            images.append(dict(id=len(images) + 1, file_name=f"{s.name}/{r['name']}.png", height=r['height'], width=r['width'],
+                               sequence=s.name, frame_index=r['index']))
+            for a in r['anns']: anns.append(dict(id=len(anns) + 1, image_id=len(images), **a))
+        if overlays and recs:
+            v = f"overlays/{s.name}.mp4"
+            vids.append(v)
+            if not (out / v).exists():
+                _overlay_video(out, s, [(r['index'], f"{s.name}/{r['name']}.png") for r in recs],
+                               protocol['sequences'][s.name]['windows'] * channels + 1, every)
+    coco = dict(info=dict(description='mrdino predict', model=what), images=images, annotations=anns, categories=cats)
+    atomic_write(out / 'coco.json', json.dumps(coco, separators=(',', ':')))
+    return images, anns, skipped, vids
+
+# %% ../nbs/08_predict.ipynb 49
 def _digest(p:Path)->list:
     "[size in bytes, SHA-256 prefix] of a file: what run.json records of every output."
     h = hashlib.sha256()
@@ -374,23 +531,15 @@ def _damage(
         if got != want: bad[rel] = f"{got[0]} bytes, recorded {want[0]}" if got[0] != want[0] else 'its bytes differ from the recorded hash'
     return bad
 
-def _overlay_video(out:Path, s, items:list, n_ids:int, every:int, say):
-    "overlays/<sequence>.mp4 from the source frames and their mask PNGs; `items`: [(frame index, PNG path under masks/)]."
-    (h, w), (H, W) = s.size, mp4_frame_size(*s.size)
-    if (H, W) != (h, w): say(f"predict: overlays/{s.name}.mp4 shows the {w}×{h} frames at {W}×{H}: MP4 (mp4v) takes even sides of 2 to {MP4_MAX_SIDE} px", name='predict')
-    pal, png, fps = id_palette(n_ids), dict(items), 0
-    if isinstance(s, VideoSequence): cap = cv2.VideoCapture(str(s.path)); fps = cap.get(cv2.CAP_PROP_FPS); cap.release()
-    gen = (overlay_frame(f.image, cv2.imread(str(out / 'masks' / png[i]), cv2.IMREAD_UNCHANGED).astype(np.int32), pal)
-           for i, f, _ in iter_selected(s, sorted(png)) if f is not None)
-    write_overlay_video(out / 'overlays' / f"{s.name}.mp4", gen, (fps or 10.0) / every)
-
+# %% ../nbs/08_predict.ipynb 52
 def _labels_from_coco(img:dict, anns:list)->np.ndarray:
     "A frame's 16-bit mask from its COCO annotations: each instance's id on its RLE, 0 elsewhere (what the PNG holds)."
     lab = np.zeros((img['height'], img['width']), np.uint16)
     for a in anns: lab[rle_decode(a['segmentation'])] = a['instance_id']
     return lab
 
-def _repair(out:Path, prev:dict, bad:dict, seqs:list, n_ids:dict, every:int, overlays:bool, say)->dict:
+# %% ../nbs/08_predict.ipynb 54
+def _repair(out:Path, prev:dict, bad:dict, seqs:list, n_ids:dict, every:int, overlays:bool)->dict:
     "Remake a finished run's missing or damaged masks (from coco.json) and overlays (from the masks), and the overlays it lacks."
     coco = json.loads((out / 'coco.json').read_text())
     anns = {}
@@ -401,7 +550,7 @@ def _repair(out:Path, prev:dict, bad:dict, seqs:list, n_ids:dict, every:int, ove
     for s in seqs:
         v, items = f"overlays/{s.name}.mp4", [(i['frame_index'], i['file_name']) for i in coco['images'] if i['sequence'] == s.name]
         if v in bad or (add and items):
-            (out / v).unlink(missing_ok=True); _overlay_video(out, s, items, n_ids[s.name], every, say)
+            (out / v).unlink(missing_ok=True); _overlay_video(out, s, items, n_ids[s.name], every)
         if v in prev['outputs']['overlays'] or (add and items): vids.append(v)
     files = _files(out, coco['images'], vids)
     off = [k for k in bad if k in (prev['outputs'].get('files') or {}) and files.get(k) != prev['outputs']['files'][k]]
@@ -413,7 +562,32 @@ def _repair(out:Path, prev:dict, bad:dict, seqs:list, n_ids:dict, every:int, ove
     say(f"predict: {'; '.join(did)} → {out}", name='predict')
     return rec
 
-# %% ../nbs/08_predict.ipynb 26
+def _finished_run(
+    out:Path,                  # OUT
+    prev:dict,                 # its run.json, status 'done'
+    plan:list,                 # this call's `select_frames`
+    channels:int,              # channels per window: K, plus the background channel with a head (ids are window·channels + channel + 1)
+    every:int,                 # frame step (the overlay videos' frame rate)
+    overlays:bool,             # this call wants overlay videos
+)->dict|None:                  # its run.json, as found or repaired; None: every frame is segmented again
+    "A finished run checked file by file against its record: nothing to do, its lost files remade, or (coco.json lost) run again."
+    files = prev['outputs'].get('files') or dict.fromkeys([prev['outputs']['coco'], *prev['outputs']['overlays']])
+    bad = _damage(out, files)                                      # recorded size and hash of every output
+    add = overlays and not prev['outputs']['overlays'] and prev['frames']['written'] > 0
+    if not bad and not add:
+        say(f"predict: {out} is finished ({prev['frames']['written']} frames, its {len(files)} files as recorded); nothing to do", name='predict')
+        return prev
+    if bad:
+        found = ', '.join(f"{k} ({v})" for k, v in list(bad.items())[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else '')
+        say(f"predict: {out} is a finished run, but files are missing or damaged ({len(bad)} of {len(files)}): {found}; "
+            + ("coco.json holds the scores, so every frame is segmented again" if 'coco.json' in bad else 'making them again'), name='predict')
+    if 'coco.json' not in bad:                                      # masks from its RLE, overlays from the masks
+        n_ids = {n: p['windows'] * channels + 1 for n, p in prev['protocol']['sequences'].items()}
+        return _repair(out, prev, bad, [s for s, _ in plan], n_ids, every, overlays)
+    for k in bad: (out / k).unlink(missing_ok=True)                # the run makes them again
+    return None
+
+# %% ../nbs/08_predict.ipynb 56
 def predict(
     model:str|Path,            # main-job folder, stage-2 run folder, or DINOSAUR / stage-1 run folder (`resolve_model`)
     source,                    # anything `mrdino.data.read_source` opens: video, folder of frames, dataset root, 'synthetic:N'
@@ -433,8 +607,6 @@ def predict(
     progress:bool=True,        # tqdm bar (frames/s)
 )->dict:                       # the content of run.json
     "Segment every (n-th) frame of a source: masks/*.png (16-bit ids), coco.json, overlays/*.mp4, run.json."
-    from mrdino.data import progress_bar, summarize_skipped
-    from mrdino.dinosaur import window_layout, _fast_paths, say, NonFiniteOutputError
     for k, v in dict(every=every, batch=batch).items():
         if int(v) < 1: raise ValueError(f"{k}={v}: must be a positive integer")
     if max_frames is not None and int(max_frames) < 1: raise ValueError(f"max_frames={max_frames}: must be positive (or None for all)")
@@ -446,163 +618,42 @@ def predict(
     names = [s.name for s in seqs]
     if len(set(names)) != len(names): raise ValueError(f"sequence names occur more than once in {source}: outputs would collide")
     net, head, what = resolve_model(Path(model).resolve() if Path(model).exists() else model, encoder_weights, dev, variant)
-    import torch
-    fast = _fast_paths(torch.device(dev))
-    cfg = net.cfg
-    plan, left = [], max_frames
-    for s in seqs:                                                         # (sequence, selected frame indices)
-        idx = list(range(0, len(s), every))
-        if left is not None: idx = idx[:left]; left -= len(idx)
-        if idx: plan.append((s, idx))
+    fast, cfg = _fast_paths(torch.device(dev)), net.cfg
+    channels = cfg.n_slots + (head is not None)                            # ids are window·channels + channel + 1
+    plan = select_frames(seqs, every, max_frames)
     ident = source_identity(source, seqs)
     is_job = any((Path(model) / x / 'done.json').exists() for x in ('dinosaur', 'stage1'))
     settings = dict(model=what, variant=variant if is_job else None,
                     resize=resize, seed=seed, thr=thr if head is not None else None, merge_thr=merge_thr, every=every,
                     max_frames=max_frames, batch=batch, device=torch.device(dev).type, bf16_autocast=fast['bf16_autocast'],
                     layout=layout, source=ident)
-    from mrdino.metrics import PROTOCOLS
     if resize in PROTOCOLS and PROTOCOLS[resize].reference_inputs: settings['pixels'] = 'reference'   # runs before this used uint8 windows
     settings = json.loads(json.dumps(settings))
-    rj = out / 'run.json'
-    if rj.exists():
-        try: prev = json.loads(rj.read_text())
-        except ValueError: raise ValueError(f"{rj} is damaged (not JSON): delete {out} to start again, or choose another OUT") from None
-        old = {k: v for k, v in prev.get('settings', {}).items() if k != 'overlays'}     # earlier runs recorded it as a setting
-        if old != settings:
-            diff = sorted(k for k in set(settings) | set(old) if settings.get(k) != old.get(k))
-            raise ValueError(f"{out} holds predictions made with other settings (differing: {', '.join(diff)}): "
-                             "choose another OUT, or delete it to start again")
-        if prev.get('status') == 'done':
-            files = prev['outputs'].get('files') or dict.fromkeys([prev['outputs']['coco'], *prev['outputs']['overlays']])
-            bad = _damage(out, files)                                      # recorded size and hash of every output
-            add = overlays and not prev['outputs']['overlays'] and prev['frames']['written'] > 0
-            if not bad and not add:
-                say(f"predict: {out} is finished ({prev['frames']['written']} frames, its {len(files)} files as recorded); nothing to do", name='predict')
-                return prev
-            if bad:
-                found = ', '.join(f"{k} ({v})" for k, v in list(bad.items())[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else '')
-                say(f"predict: {out} is a finished run, but files are missing or damaged ({len(bad)} of {len(files)}): {found}; "
-                    + ("coco.json holds the scores, so every frame is segmented again" if 'coco.json' in bad else 'making them again'), name='predict')
-            if 'coco.json' not in bad:                                      # masks from its RLE, overlays from the masks
-                n_ids = {n: p['windows'] * (cfg.n_slots + (head is not None)) + 1 for n, p in prev['protocol']['sequences'].items()}
-                return _repair(out, prev, bad, [s for s, _ in plan], n_ids, every, overlays, say)
-            for k in bad: (out / k).unlink(missing_ok=True)                # the run below makes them again
-    out.mkdir(parents=True, exist_ok=True)
-    clean_stale_tmp(out)                                   # temporaries (files, overlay videos) of a killed run
-    protocol = dict(resize=resize, seed=seed, thr=settings['thr'], merge_thr=merge_thr, sequences={})
-    for s, idx in plan:
-        h, w = s.size
-        lay = window_layout(h, w, cfg.crop, canvas_size(cfg, h, w, resize))
-        protocol['sequences'][s.name] = dict(frame=[h, w], canvas=list(lay.size), crop=cfg.crop, windows=len(lay.origins), pad=list(lay.pad))
-    if not rj.exists() or json.loads(rj.read_text()).get('status') != 'running':
-        atomic_write(rj, json.dumps(dict(status='running', settings=settings), indent=1) + '\n')
-    desc = '; '.join(f"{n}: {p['frame'][1]}×{p['frame'][0]} → canvas {p['canvas'][1]}×{p['canvas'][0]}, {p['windows']} windows of {p['crop']}²"
-                     for n, p in list(protocol['sequences'].items())[:3]) + (' …' if len(plan) > 3 else '')
-    say(f"predict: {what}", name='predict')
-    gate = f"slots with λ > {thr} kept" if head is not None else "every slot a segment"
-    say(f"predict: protocol {resize} ({desc}); seed {seed}, {gate}, border merge > {merge_thr}; device {dev}, "
-        f"bf16 autocast {fast['bf16_autocast']}, SDPA {fast['sdpa_attention']}; batch {batch} frames", name='predict')
-    parts = lambda s: out / '.parts' / s.name
-    batches = [(s, k, idx[k * batch:(k + 1) * batch]) for s, idx in plan for k in range(-(-len(idx) // batch))]
-    todo = [b for b in batches if not (parts(b[0]) / f"{b[1]:06d}.json").exists()]
-    total = sum(len(idx) for _, idx in plan)
-    bar = progress_bar(total=total, initial=total - sum(len(b[2]) for b in todo), unit='frame', desc='predict', disable=not progress, smoothing=0.1)
-    n_run, n_skip, t_run = 0, 0, time.time()
-    for s, _ in plan:
-        mine = [(k, idx) for q, k, idx in todo if q is s]
-        it = iter_selected(s, [i for _, idx in mine for i in idx]) if mine else None    # one pass over the sequence
-        for k, idx in mine:
-            got = [next(it) for _ in idx]                                           # one item per selected frame
-            frames = [(i, f) for i, f, _ in got if f is not None]
-            skipped = [[i, e] for i, _, e in got if e is not None]
-            if skipped: n_skip += len(skipped); bar.set_postfix(skipped=n_skip)    # listed as ranges at the end
-            recs = []
-            if frames:
-                try: res = segment_frames(net, [f.image for _, f in frames], head, resize, seed, thr, merge_thr, fast['bf16_autocast'],
-                                          names=[f"{s.name}/{frame_name(s, i)}" for i, _ in frames])
-                except NonFiniteOutputError as e:                           # a broken model: say so, leave no run 'running'
-                    bar.close(); atomic_write(rj, json.dumps(dict(status='failed', settings=settings, error=str(e)), indent=1) + '\n')
-                    raise NonFiniteOutputError(f"model {model}: {e}") from None
-                for (i, f), (lab, lam, lay) in zip(frames, res):
-                    h, w = f.image.shape[:2]
-                    full = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST) if lab.shape != (h, w) else lab
-                    if full.max() > 65535: raise ValueError(f"{full.max()} instance ids do not fit a 16-bit PNG")
-                    name = frame_name(s, i)
-                    atomic_write(out / 'masks' / s.name / f"{name}.png", _png(full.astype(np.uint16)))
-                    recs.append(dict(index=i, name=name, height=h, width=w,
-                                     anns=coco_annotations(full, instance_scores(full, lam, cfg.n_slots))))
-            atomic_write(parts(s) / f"{k:06d}.json", json.dumps(dict(frames=recs, skipped=skipped)))
-            bar.update(len(idx)); n_run += len(frames)
-    bar.close()
-    secs = time.time() - t_run
-    # assemble: COCO file, overlay videos, run.json
-    images, anns, skipped, vids = [], [], [], []
-    cats = [dict(id=1, name='object', supercategory='object')]
-    for s, idx in plan:
-        recs = []
-        for k in range(-(-len(idx) // batch)):
-            r = json.loads((parts(s) / f"{k:06d}.json").read_text())
-            recs += r['frames']; skipped += [dict(sequence=s.name, index=i, error=e) for i, e in r['skipped']]
-        for r in recs:
-            images.append(dict(id=len(images) + 1, file_name=f"{s.name}/{r['name']}.png", height=r['height'], width=r['width'],
-                               sequence=s.name, frame_index=r['index']))
-            for a in r['anns']: anns.append(dict(id=len(anns) + 1, image_id=len(images), **a))
-        if overlays and recs:
-            v = f"overlays/{s.name}.mp4"
-            vids.append(v)
-            if not (out / v).exists():
-                _overlay_video(out, s, [(r['index'], f"{s.name}/{r['name']}.png") for r in recs],
-                               protocol['sequences'][s.name]['windows'] * (cfg.n_slots + (head is not None)) + 1, every, say)
-    coco = dict(info=dict(description='mrdino predict', model=what), images=images, annotations=anns, categories=cats)
-    atomic_write(out / 'coco.json', json.dumps(coco, separators=(',', ':')))
+    prev = _previous_run(out, settings)
+    if prev is not None and prev.get('status') == 'done':
+        rec = _finished_run(out, prev, plan, channels, every, overlays)
+        if rec is not None: return rec
+    protocol = _start_run(out, plan, cfg, settings, dev, fast)
+    seg = functools.partial(segment_frames, net, head=head, resize=resize, seed=seed, thr=thr, merge_thr=merge_thr, autocast=fast['bf16_autocast'])
+    try: n_run, secs = _segment_batches(out, plan, batch, seg, cfg.n_slots, progress)
+    except NonFiniteOutputError as e:                                      # a broken model: say so, leave no run 'running'
+        atomic_write(out / 'run.json', json.dumps(dict(status='failed', settings=settings, error=str(e)), indent=1) + '\n')
+        raise NonFiniteOutputError(f"model {model}: {e}") from None
+    images, anns, skipped, vids = _assemble(out, plan, batch, protocol, channels, every, overlays, what)
     wall = time.time() - t0
     rec = dict(status='done', model=what, encoder=net.encoder.description, protocol=protocol, settings=settings,
-               source=ident, frames=dict(selected=total, written=len(images), skipped=skipped, instances=len(anns)),
+               source=ident, frames=dict(selected=sum(len(idx) for _, idx in plan), written=len(images), skipped=skipped, instances=len(anns)),
                outputs=dict(masks='masks', coco='coco.json', overlays=vids, files=_files(out, images, vids)),
                time=dict(segment_s=round(secs, 2), frames_this_call=n_run, frames_per_s=round(n_run / secs, 2) if n_run and secs else None,
                          wall_s=round(wall, 2), device=dev, bf16_autocast=fast['bf16_autocast'], sdpa=fast['sdpa_attention']))
-    atomic_write(rj, json.dumps(rec, indent=1) + '\n')
+    atomic_write(out / 'run.json', json.dumps(rec, indent=1) + '\n')
     shutil.rmtree(out / '.parts', ignore_errors=True)
     say(f"predict: {len(images)} frames, {len(anns)} instances, {len(skipped)} skipped → {out}"
         + (f" ({rec['time']['frames_per_s']} frames/s)" if n_run else ''), name='predict')
     for line in summarize_skipped(skipped): print(f"predict: skipped {line}", file=sys.stderr)   # run.json lists each one
     return rec
 
-# %% ../nbs/08_predict.ipynb 40
-def _predict_cmd(a)->int:
-    "Handler of `mrdino predict`."
-    for what, p in (('model', a.model), ('source', a.source), ('encoder weights', a.encoder_weights)):
-        if p and not str(p).startswith('synthetic') and not Path(p).exists(): raise FileNotFoundError(f"{what} {p} does not exist")
-    r = predict(a.model, a.source, a.out, every=a.every, max_frames=a.max_frames, device=a.device, batch=a.batch,
-                encoder_weights=a.encoder_weights, variant=a.variant, resize=a.resize, overlays=not a.no_overlays, layout=a.layout)
-    f = r['frames']                                                     # a summary: run.json has every skipped frame
-    print(json.dumps(dict(out=str(Path(a.out).resolve()), model=r['model'], time=r['time'],
-                          frames=dict(selected=f['selected'], written=f['written'], skipped=len(f['skipped']), instances=f['instances'])), indent=1))
-    return 0
-
-def add_predict_command(
-    sub,                       # the subparsers of the `mrdino` parser
-)->argparse.ArgumentParser:    # the `predict` parser
-    "Register `mrdino predict MODEL SOURCE OUT` (options checked by the argument types the other subcommands use)."
-    from mrdino.cli import _int_from, _device, _file, LAYOUTS, PROTOCOLS
-    _positive = _int_from(1)
-    s = sub.add_parser('predict', help='segment every frame of a video, folder or dataset: 16-bit masks, COCO, overlay videos (OUT/run.json says what ran)')
-    s.add_argument('model', help='main-job folder (mrdino demo --out), stage-2 run folder, DINOSAUR/stage-1 run folder, or a reference .ckpt of the authors (with --encoder-weights if it holds no encoder)')
-    s.add_argument('source', help="video file, folder of frames or videos, KITTI/TRI-PD/MOVi-E root, or 'synthetic[:N]'")
-    s.add_argument('out', help='output folder, never inside SOURCE; a rerun resumes a killed run')
-    s.add_argument('--every', type=_positive, default=1, metavar='N', help='segment every N-th frame of each sequence (default 1: all)')
-    s.add_argument('--max-frames', type=_positive, default=None, metavar='N', help='stop after N frames in all, in source order (default: all)')
-    s.add_argument('--device', type=_device, default=None, help='cpu, cuda or cuda:N (default: cuda if available, else cpu)')
-    s.add_argument('--batch', type=_positive, default=8, metavar='N', help='frames whose windows go through the model together (default 8)')
-    s.add_argument('--encoder-weights', type=_file, default=None, metavar='FILE', help='DINOv2 weight file overriding the one the checkpoint names')
-    s.add_argument('--variant', default='stage2', help='main-job folder: stage2 (MR-DINOSAUR, default), dinosaur, stage1, only_stage2, no_drop_loss')
-    s.add_argument('--resize', default='preset', choices=('preset', 'short', *PROTOCOLS), help="canvas: preset (the model's, if the aspect ratio fits), short (short side -> crop), or a protocol: kitti, tri_pd, ...")
-    s.add_argument('--no-overlays', action='store_true', help='do not write overlays/<sequence>.mp4')
-    s.add_argument('--layout', default='auto', choices=LAYOUTS, help='how SOURCE is laid out (auto: recognised)')
-    s.set_defaults(fn=_predict_cmd)
-    return s
-
-# %% ../nbs/08_predict.ipynb 43
+# %% ../nbs/08_predict.ipynb 72
 def read_predictions(
     out:str|Path,              # a finished `predict` output folder
     sequence:str|None=None,    # sequence name (default: the first)
@@ -625,10 +676,9 @@ def read_predictions(
                 labels=[cv2.imread(str(out / 'masks' / i['file_name']), cv2.IMREAD_UNCHANGED).astype(np.int32) for i in imgs],
                 scores=[scores[i['id']] for i in imgs], gt=[f.gt for f in fr])
 
-# %% ../nbs/08_predict.ipynb 44
+# %% ../nbs/08_predict.ipynb 73
 def _data_uri(rgb:np.ndarray)->str:
     "An RGB image as an inline JPEG (display only: small enough for a notebook)."
-    import base64
     ok, b = cv2.imencode('.jpg', np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return 'data:image/jpeg;base64,' + base64.b64encode(b.tobytes()).decode()
 
@@ -642,7 +692,7 @@ def prediction_view(
     max_width:int=480,         # frames wider than this are shown downscaled (labels: nearest), keeping the figure small
 ):                             # plotly Figure
     "Interactive view: frame slider, overlay per layer (buttons), hover shows instance id and λ."
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go             # plotly is optional (a dev requirement): only the viewer needs it
     names, scores = list(layers), scores or {}
     h, w = images[0].shape[:2]
     if w > max_width:                                 # display copies only
