@@ -88,8 +88,11 @@ def _evaluate(a):
             names.append(f"{s.name.replace('/', '_')}_{f.index:06d}"); ims.append(f.image)
     if not preds: raise ValueError(f"no annotated frames in {a.data}: evaluation needs ground-truth instance maps")
     from mrdino.dinosaur import find_checkpoint
+    from mrdino.stage2 import pair_checkpoints
     ck = Path(a.checkpoint)
-    run = dict(checkpoint=str(ck.resolve() if ck.is_file() else find_checkpoint(ck)), head=str(find_checkpoint(a.head, 'head.safetensors')) if a.head else None,
+    if a.head and not ck.is_file(): mk, hk = pair_checkpoints(ck, a.head)[:2]      # the pair load_trained loaded (after any fallback)
+    else: mk, hk = (ck.resolve() if ck.is_file() else find_checkpoint(ck)), (find_checkpoint(a.head, 'head.safetensors') if a.head else None)
+    run = dict(checkpoint=str(mk), head=str(hk) if hk else None,
                data=str(Path(a.data).resolve()) if Path(a.data).exists() else a.data, protocol=a.protocol, every=a.every, seed=a.seed,
                encoder=model.encoder.description, frames=len(preds))
     m = evaluate_predictions(preds, gts, a.protocol, a.out, names=names, images=ims, n_overlays=a.overlays, meta=run)

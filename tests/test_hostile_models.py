@@ -335,3 +335,21 @@ def test_safetensors_header_beyond_the_file_is_refused_before_reading(tmp_path):
     f.write_bytes((10**15).to_bytes(8, 'little') + b'{}')                      # a header length beyond the file
     with pytest.raises(ValueError, match=rf"^{f} is not a safetensors file: its first 8 bytes declare a 1e\+15-byte header in a 10-byte file"):
         read_state_dict(f)
+
+
+def test_evaluate_records_the_pair_it_loaded(tmp_path, capsys):
+    "A head trained on step 777 of a run that went on to step 888: evaluate scores (and records) step 777, not the newest."
+    s1 = _stage1_run(tmp_path, (777,))
+    s2 = _stage2_run(tmp_path, s1)                                                # the head is trained on step 777
+    save_checkpoint(s1, _model(888), 888)                                         # an intact later step the head never saw
+    data = tmp_path / 'data'
+    for i, f in enumerate(frames(2)):
+        write_png(data / 'frames' / 'v' / f'{i:06d}.png', f)
+        gt = np.zeros(f.shape[:2], np.uint16); gt[5:20, 5:30] = 1
+        write_png(data / 'gt' / 'v' / 'instances' / f'{i:06d}.png', gt)
+    rc, out, err = _cli(['evaluate', s1, data, '--head', s2, '--protocol', 'generic', '--out', tmp_path / 'ev', '--overlays', '0'], capsys)
+    assert rc == 0, err
+    rec = json.loads((tmp_path / 'ev' / 'metrics.json').read_text())
+    rec = rec['run']                                                              # what was scored
+    assert rec['checkpoint'].endswith('step_0000777'), rec['checkpoint']
+    assert 'step_0000777' in out and 'step_0000888' not in out.split('evaluating', 1)[1].split('\n', 1)[0]
