@@ -13,7 +13,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from safetensors.torch import save_file
 
 from .data import progress_bar, input_identity, identity_digest
-from .dinosaur import build_encoder, map_reference_checkpoint, load_reference_weights
+from .dinosaur import build_encoder, map_reference_checkpoint, load_reference_weights, DinosaurConfig
 from .flow import BACKENDS, TAU_STATIC
 from .pseudolabels import pseudolabel, read_instances
 from .stage1 import instance_masks, match_masks, upsample_masks
