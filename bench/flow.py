@@ -11,7 +11,7 @@ import argparse, logging, time
 
 import torch
 
-from mrdino.data import make_street_video
+from mrdino.worlds import make_street_video
 from mrdino.flow import get_backend
 
 SIZES = {'KITTI 376×1240': (376, 1240), 'TRI-PD 490×980': (490, 980)}

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import cv2, numpy as np
 
-from mrdino.data import make_street_video, _hash_file, file_hashes
+from mrdino.data import _hash_file, file_hashes
+from mrdino.worlds import make_street_video
 
 def head_tail(p:Path, n:int=4096)->str:
     "The identity before: SHA-1 of the size and the first and last 4 KiB."

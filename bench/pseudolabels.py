@@ -87,7 +87,7 @@ def toy_kitti_flow(seed=0, noise=0.3, H=376, W=1240):
 
 def bench_frames(n_street=3):
     "KITTI-size flows: hand-made noisy frames, synthetic street frames with exact flow and with DIS flow."
-    from mrdino.data import make_street_video
+    from mrdino.worlds import make_street_video
     from mrdino.flow import get_backend
     dis = get_backend('dis')
     frames = [('toy noise 0.3', toy_kitti_flow(0, 0.3)), ('toy noise 0.6', toy_kitti_flow(1, 0.6))]
@@ -172,7 +172,7 @@ def timing_table(frames, with_loky=False):
 
 
 def job_table():
-    from mrdino.data import make_street_dataset, make_street_video
+    from mrdino.worlds import make_street_dataset, make_street_video
     from mrdino.pseudolabels import pseudolabel, InstanceConfig
     from mrdino.flow import TAU_STATIC
     print("\nJob throughput (flow DIS + retrieval + instances + writing), frames/s over all frames of the videos")
@@ -192,7 +192,7 @@ def job_table():
 
 
 def quality(n_videos=4, n_frames=30, every=2):
-    from mrdino.data import make_street_video
+    from mrdino.worlds import make_street_video
     from mrdino.pseudolabels import pseudolabel_quality, quality_table, InstanceConfig
     vids = [make_street_video(seed=s, height=376, width=1240, n_frames=n_frames) for s in range(100, 100 + n_videos)]
     small = [make_street_video(seed=s, n_frames=n_frames * 2) for s in range(100, 100 + n_videos)]

@@ -15,7 +15,8 @@ __all__ = ['DINOSAUR_PRESETS', 'FLOW_BACKENDS', 'LAYOUTS', 'WORLDS', 'PROTOCOLS'
 # Each handler imports the mrdino modules it runs when it runs: they import torch (seconds), `mrdino --help` should not wait.
 def _synth(a):
     "Write synthetic videos of a world (`mrdino.data.WORLDS`) as PNG sequences with their ground truth."
-    from mrdino.data import make_world_video, write_png
+    from mrdino.worlds import make_world_video
+    from mrdino.readers import write_png
     out = Path(a.out)
     for i in range(a.videos):
         v = make_world_video(a.seed + i, a.world, n_frames=a.frames, height=a.height, width=a.width)
@@ -32,7 +33,8 @@ def _synth(a):
 
 def _info(a):
     "List the sequences of a dataset; with --check, decode every frame and report the bad ones (a line per run of them)."
-    from mrdino.data import read_source, summarize_skipped, BadFrameError
+    from mrdino.data import summarize_skipped, BadFrameError
+    from mrdino.readers import read_source
     seqs = read_source(a.source, a.layout)
     n_seqs, total, bad, unusable = len(seqs), 0, 0, 0
     while seqs:
@@ -62,7 +64,7 @@ def _pseudolabel(a):
 
 def _flow(a):
     "Quasi-static retrieval table of each sequence (corner means and verdicts)."
-    from mrdino.data import read_source
+    from mrdino.readers import read_source
     from mrdino.flow import retrieve_quasi_static, TAU_STATIC
     tau = a.tau_static if a.tau_static is not None else TAU_STATIC[a.preset]
     kw = {k: v for k, v in dict(weights=a.weights, device=a.device).items() if v}
@@ -72,7 +74,8 @@ def _flow(a):
 
 def _evaluate(a):
     "Segment an annotated dataset with a trained model and score it under a protocol."
-    from mrdino.data import progress_bar, read_source, summarize_skipped
+    from mrdino.data import progress_bar, summarize_skipped
+    from mrdino.readers import read_source
     from mrdino.stage2 import load_trained, predict_frame, NonFiniteOutputError
     from mrdino.metrics import evaluate_predictions
     model, head, desc = load_trained(a.checkpoint, a.head, a.encoder_weights, device=a.device)   # a run folder or a reference .ckpt
@@ -100,7 +103,7 @@ def _evaluate(a):
 
 def _train_dinosaur(a):
     "Train the DINOSAUR baseline (feature reconstruction); under torchrun it trains with DDP."
-    from mrdino.data import read_source
+    from mrdino.readers import read_source
     from mrdino.dinosaur import DinosaurConfig, train_dinosaur
     over = {k: v for k, v in dict(encoder_weights=a.encoder_weights, batch_size=a.batch_size).items() if v}
     cfg = DinosaurConfig.preset(a.preset, **over)

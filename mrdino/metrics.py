@@ -22,7 +22,8 @@ import cv2
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
-from .data import kitti_objects, label_to_rgb, atomic_write
+from .data import label_to_rgb, atomic_write
+from .readers import kitti_objects
 
 # %% ../nbs/06_metrics.ipynb 6
 def dense_ids(

@@ -11,8 +11,9 @@ import cv2, numpy as np
 import torch, torch.nn.functional as F
 
 from .data import (
-    read_source, atomic_write, clean_stale_tmp, label_to_rgb, progress_bar, summarize_skipped, input_identity, identity_digest,
-    BadFrameError, VideoSequence, _tmp_name)
+    atomic_write, clean_stale_tmp, label_to_rgb, progress_bar, summarize_skipped, input_identity, identity_digest,
+    BadFrameError, _tmp_name)
+from .readers import read_source, VideoSequence
 from .dinosaur import (
     load_dinosaur, find_checkpoint, checkpoint_candidates, preset_canvas, to_images, cut_windows, reference_windows,
     window_layout, check_outputs, say, _fast_paths, WindowPrediction, NonFiniteOutputError)

@@ -25,7 +25,8 @@ __all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 
            'quality_table', 'ThresholdExplorer']
 
 # %% ../nbs/02_pseudolabels.ipynb 4
-from .data import BadFrameError, label_to_rgb, atomic_write, clean_stale_tmp, input_identity, identity_changes, read_source
+from .data import BadFrameError, label_to_rgb, atomic_write, clean_stale_tmp, input_identity, identity_changes
+from .readers import read_source
 # mrdino.metrics is imported where it scores (pseudolabel_quality, quality_cases, ThresholdExplorer): it imports torch, which
 # pseudo-label worker processes never need (tests/test_flow.py::test_import_leaves_torch_out)
 from .flow import get_backend, corner_means, is_quasi_static, check_flow_size, _corner_size, TAU_STATIC

@@ -423,7 +423,9 @@ def load_trained(
 
 # %% ../nbs/05_stage2.ipynb 41
 import hashlib, contextlib
-from .data import read_source, atomic_write, WORLDS, world_size
+from .data import atomic_write
+from .worlds import WORLDS, world_size
+from .readers import read_source
 from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur, FILTERBANK_ARCH
 from .stage1 import STAGE1_PRESETS, training_windows, train_stage1
 

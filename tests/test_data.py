@@ -1,10 +1,11 @@
-"""Checks of mrdino.data that do not belong in the notebook: determinism across seeds, read-only sources,
+"""Checks of the synthetic worlds and the readers that do not belong in their notebooks: determinism across seeds, read-only sources,
 and the generator's ground truth on several seeds and sizes."""
 import hashlib, os, stat
 from pathlib import Path
 import numpy as np, pytest
-from mrdino.data import (make_street_video, make_street_dataset, read_source, write_png, warp_back, BadFrameError,
-                         kitti_objects, oxts_speed)
+from mrdino.data import BadFrameError
+from mrdino.worlds import make_street_video, make_street_dataset, warp_back
+from mrdino.readers import read_source, write_png, kitti_objects, oxts_speed
 
 def test_same_seed_same_bits_other_seed_other_video():
     a, b = make_street_video(7, n_frames=8), make_street_video(7, n_frames=8)
@@ -21,7 +22,7 @@ def test_ground_truth_consistent(seed):
     parked = np.flatnonzero(v.parked) + 1
     for t in range(len(v) - 1):
         e = np.abs(warp_back(v.frames[t + 1], v.flow[t]) - v.frames[t]).max(-1)[v.valid[t]]
-        assert np.median(e) < 1.5 and e.max() < 26          # bounds derived in nbs/00_data.ipynb
+        assert np.median(e) < 1.5 and e.max() < 26          # bounds derived in nbs/00a_worlds.ipynb
         m = np.isin(v.instances[t], parked)
         np.testing.assert_allclose(v.flow[t][m], v.camera_flow(t)[m], atol=1e-4)
         if not v.camera_moving[t]:

@@ -10,7 +10,7 @@ def test_pseudolabels_of_the_objects_world_teach(one_thread):
     # DIS flow, the reference's instance settings (what the main job uses), still frames of two training videos,
     # against the objects that move in each frame. Measured per video on seeds 0-5 (every 3rd still frame):
     # 77.6, 64.8, 66.7, 67.5, 87.3, 85.4; the bar for labels that can teach is 60.
-    from mrdino.data import make_world_dataset
+    from mrdino.worlds import make_world_dataset
     from mrdino.pseudolabels import pseudolabel_quality, InstanceConfig
     r = pseudolabel_quality(make_world_dataset(2, 0, 'objects'), 'dis', InstanceConfig(), every=3)
     assert r['frames'] >= 20

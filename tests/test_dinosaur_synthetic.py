@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrdino.data import make_street_dataset, make_street_video
+from mrdino.worlds import make_street_dataset, make_street_video
 from mrdino.dinosaur import DinosaurConfig, load_dinosaur, take_view, to_images, train_dinosaur
 
 

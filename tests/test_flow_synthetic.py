@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mrdino.data import make_street_dataset
+from mrdino.worlds import make_street_dataset
 from mrdino.flow import (TAU_STATIC, corner_means, evaluate_retrieval, is_quasi_static, quasi_static_runs,
                          retrieval_metrics)
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import av, cv2, numpy as np, pytest
 
 import mrdino.data as data
-from mrdino.data import (BadFrameError, input_identity, identity_changes, make_street_video, make_world_dataset,
-                         read_folder, read_rgb, read_source)
+import mrdino.worlds as worlds
+from mrdino.data import BadFrameError, input_identity, identity_changes
+from mrdino.worlds import make_street_video, make_world_dataset
+from mrdino.readers import read_folder, read_rgb, read_source
 from mrdino.cli import main
 
 
@@ -206,14 +208,14 @@ def test_summarize_skipped_groups_runs_of_the_same_trouble():
 
 def test_synthetic_source_is_listed_without_generating_and_checked_one_video_at_a_time(monkeypatch, capsys):
     @dataclasses.dataclass
-    class Small(data.StreetConfig): height:int=28; width:int=84; n_frames:int=3      # the default street, made small
-    monkeypatch.setattr(data, 'StreetConfig', Small)
-    made, real = [], data.make_world_video
+    class Small(worlds.StreetConfig): height:int=28; width:int=84; n_frames:int=3      # the default street, made small
+    monkeypatch.setattr(worlds, 'StreetConfig', Small)
+    made, real = [], worlds.make_world_video
     def counting(*a, **kw):
         gc.collect()
         made.append((weakref.ref(v := real(*a, **kw)), sum(r() is not None for r, _ in made)))   # (video, alive before)
         return v
-    monkeypatch.setattr(data, 'make_world_video', counting)
+    monkeypatch.setattr(worlds, 'make_world_video', counting)
     seqs = read_source('synthetic:3')
     assert [s.name for s in seqs] == ['street_000', 'street_001', 'street_002'] and made == []
     del seqs

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrdino.data import write_png
+from mrdino.readers import write_png
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_dinosaur_train import TINY, frames   # noqa: E402

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mrdino.cli import main
-from mrdino.data import write_png
+from mrdino.readers import write_png
 from mrdino.dinosaur import (Dinosaur, DinosaurConfig, FeatureCache, FrameSet, build_encoder, build_vit, cache_views,
                              load_dinosaur, load_dinov2_weights, load_state, read_state_dict,
                              save_checkpoint)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mrdino.cli import main
-from mrdino.data import read_source
+from mrdino.readers import read_source
 from mrdino.dinosaur import Dinosaur, DinosaurConfig, FILTERBANK_ARCH, save_checkpoint, load_dinosaur
 from mrdino.predict import predict
 

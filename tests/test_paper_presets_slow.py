@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrdino.data import make_street_video
+from mrdino.worlds import make_street_video
 from mrdino.stage2 import MainJob, VARIANTS
 
 from test_reference_ckpt import hub_state_dict

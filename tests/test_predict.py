@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mrdino.data import read_source
+from mrdino.readers import read_source
 from mrdino.predict import predict
 from mrdino.cli import main
 

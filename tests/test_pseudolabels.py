@@ -85,7 +85,7 @@ def test_equals_straightforward_on_a_busy_frame(kw):
 
 
 def test_street_frame_scaled_config_equals_straightforward():
-    from mrdino.data import make_street_video
+    from mrdino.worlds import make_street_video
     v = make_street_video(seed=5, n_frames=3)
     cfg = InstanceConfig().scaled(126 / 376)
     kw = {k: getattr(cfg, k) for k in ('tau_fg', 'tau_grad', 'erosion_radius', 'min_cluster_size', 'min_samples',

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrdino.data import make_street_video, write_png
+from mrdino.worlds import make_street_video
+from mrdino.readers import write_png
 import mrdino.pseudolabels as pl
 from mrdino.pseudolabels import pseudolabel, InstanceConfig, read_instances
 
@@ -15,7 +16,7 @@ CFG = InstanceConfig(mode='fast').scaled(126 / 376)     # fast mode: the job's l
 KW = dict(tau_static=1.7, instances=CFG, progress=False)
 JOB = f"""
 import sys
-from mrdino.data import make_street_video
+from mrdino.worlds import make_street_video
 from mrdino.pseudolabels import pseudolabel, InstanceConfig
 vids = [make_street_video(seed=s, n_frames={N_FRAMES}) for s in {SEEDS}]
 pseudolabel(vids, sys.argv[1], tau_static=1.7, instances=InstanceConfig(mode='fast').scaled(126 / 376), progress=False)

@@ -70,7 +70,8 @@ def test_stage1_stage2_resume_refuse_crafted_state(tmp_path):
 
 # ---- 2. input identity: reuse only what was made from the same data ----
 
-from mrdino.data import make_street_video, write_png   # noqa: E402
+from mrdino.worlds import make_street_video   # noqa: E402
+from mrdino.readers import write_png   # noqa: E402
 
 
 def _write_seq(folder, seed, n, h=63, w=210):
@@ -242,9 +243,9 @@ def test_cli_every_option_has_help():
 
 
 def test_cli_choices_match_the_modules():
-    from mrdino import cli, flow, dinosaur, metrics, data
+    from mrdino import cli, flow, dinosaur, metrics, worlds
     assert set(cli.DINOSAUR_PRESETS) == set(dinosaur.PRESETS) == set(flow.TAU_STATIC)
-    assert tuple(cli.WORLDS) == tuple(data.WORLDS)
+    assert tuple(cli.WORLDS) == tuple(worlds.WORLDS)
     assert tuple(cli.FLOW_BACKENDS) == tuple(flow.BACKENDS)
     assert set(cli.PROTOCOLS) == set(metrics.PROTOCOLS)
 
@@ -252,7 +253,8 @@ def test_cli_choices_match_the_modules():
 # ---- 4. bad input is detected, odd input is read correctly ----
 
 import cv2   # noqa: E402
-from mrdino.data import BadFrameError, read_folder, read_rgb, read_source   # noqa: E402
+from mrdino.data import BadFrameError   # noqa: E402
+from mrdino.readers import read_folder, read_rgb, read_source   # noqa: E402
 
 
 def test_truncated_jpeg_is_a_bad_frame(tmp_path, capsys):
@@ -461,10 +463,10 @@ def test_resumed_finished_run_prints_no_none_speed(tmp_path, capsys):
 
 
 def test_unwritable_output_is_one_line(tmp_path, capsys, monkeypatch):
-    import mrdino.data
+    import mrdino.readers
     from mrdino.cli import main
     def ro(path, arr): raise PermissionError(13, 'Permission denied', str(path))   # a read-only output (tests run as root)
-    monkeypatch.setattr(mrdino.data, 'write_png', ro)
+    monkeypatch.setattr(mrdino.readers, 'write_png', ro)
     assert main(['synth', str(tmp_path / 'ro'), '--videos', '1', '--frames', '2', '--height', '28', '--width', '84']) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'Permission denied' in err and str(tmp_path / 'ro') in err
