@@ -12,10 +12,10 @@ import torch, torch.nn.functional as F
 
 from .data import (
     read_source, atomic_write, clean_stale_tmp, label_to_rgb, progress_bar, summarize_skipped, input_identity, identity_digest,
-    BadFrameError, VideoSequence, _tmp_name)
+    BadFrameError, VideoSequence, _tmp_name, say)
 from .dinosaur import (
     load_dinosaur, find_checkpoint, checkpoint_candidates, preset_canvas, to_images, cut_windows, reference_windows,
-    window_layout, check_outputs, say, _fast_paths, WindowPrediction, NonFiniteOutputError)
+    window_layout, check_outputs, _fast_paths, WindowPrediction, NonFiniteOutputError)
 from .metrics import PROTOCOLS
 from .stage2 import VARIANTS, load_pair, load_trained, segment_windows
 

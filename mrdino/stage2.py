@@ -12,8 +12,10 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from safetensors.torch import save_file
 
-from .data import progress_bar, input_identity, identity_digest
-from .dinosaur import build_encoder, map_reference_checkpoint, load_reference_weights, DinosaurConfig
+from .data import progress_bar, input_identity, identity_digest, say
+from .encoder import build_encoder
+from .dinosaur import DinosaurConfig
+from .reference import map_reference_checkpoint, load_reference_weights
 from .flow import BACKENDS, TAU_STATIC
 from .pseudolabels import pseudolabel, read_instances
 from .stage1 import instance_masks, match_masks, upsample_masks
@@ -100,8 +102,9 @@ def gated_labels(
     return torch.cat([bg, mk]).argmax(0).int().numpy()
 
 # %% ../nbs/05_stage2.ipynb 17
-from .dinosaur import (Dinosaur, say, write_checkpoint, find_checkpoint, load_state, load_dinosaur,
-                             read_safetensors, safetensors_header, weights_digest, checkpoint_candidates)
+from .encoder import read_safetensors, safetensors_header
+from .dinosaur import (Dinosaur, write_checkpoint, find_checkpoint, load_state, load_dinosaur,
+                             weights_digest, checkpoint_candidates)
 from .stage1 import encode_windows, append_csv
 
 @dataclass
@@ -421,10 +424,11 @@ def load_trained(
             f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
     return model, h, desc
 
-# %% ../nbs/05_stage2.ipynb 41
+# %% ../nbs/05_stage2.ipynb 37
 import hashlib, contextlib
 from .data import read_source, atomic_write, WORLDS, world_size
-from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur, FILTERBANK_ARCH
+from .encoder import FILTERBANK_ARCH
+from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur
 from .stage1 import STAGE1_PRESETS, training_windows, train_stage1
 
 EVAL_PROTOCOL = dict(kitti='kitti', tri_pd='tri_pd', movi_e='movi_e', synthetic='synthetic')
@@ -450,7 +454,7 @@ def _check_weight_file(name:str, path:str):
     if not (st or head[:4] == b'PK\x03\x04' or head[:1] == b'\x80'):
         raise ValueError(f"{name}={path!r} is not a weight file (expected .safetensors or a torch .pth/.pt checkpoint)")
 
-# %% ../nbs/05_stage2.ipynb 42
+# %% ../nbs/05_stage2.ipynb 38
 PRESET_THREADS = dict(synthetic=1)   # torch CPU threads per preset (others: torch's default, one per core)
 
 @dataclass
