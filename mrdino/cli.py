@@ -14,7 +14,7 @@ __all__ = ['DINOSAUR_PRESETS', 'FLOW_BACKENDS', 'LAYOUTS', 'WORLDS', 'PROTOCOLS'
 # %% ../nbs/07_cli.ipynb 4
 # Each handler imports the mrdino modules it runs when it runs: they import torch (seconds), `mrdino --help` should not wait.
 def _synth(a):
-    "Write synthetic videos of a world (`mrdino.data.WORLDS`) as PNG sequences with their ground truth."
+    "Write synthetic videos of a world (`mrdino.worlds.WORLDS`) as PNG sequences with their ground truth."
     from mrdino.worlds import make_world_video
     from mrdino.readers import write_png
     out = Path(a.out)
@@ -153,7 +153,7 @@ def _predict_cmd(a)->int:
 DINOSAUR_PRESETS = ('synthetic', 'kitti', 'tri_pd', 'movi_e')   # `mrdino.dinosaur.PRESETS` (and `TAU_STATIC`), listed here so --help needs no torch
 FLOW_BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')   # `mrdino.flow.BACKENDS`
 LAYOUTS = ('auto', 'folder', 'video', 'kitti_raw', 'kitti2015', 'tripd', 'movi', 'synth', 'synthetic')
-WORLDS = ('objects', 'street')                                      # `mrdino.data.WORLDS`
+WORLDS = ('objects', 'street')                                      # `mrdino.worlds.WORLDS`
 PROTOCOLS = ('kitti', 'tri_pd', 'movi_e', 'synthetic', 'generic')   # `mrdino.metrics.PROTOCOLS`
 SCALE_RANGE = (0.05, 20.0)                                          # `mrdino.pseudolabels.InstanceConfig.SCALE_RANGE`
 

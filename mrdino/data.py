@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb 2
 from __future__ import annotations
-import base64, os, re, shutil, socket, sys, hashlib, json, functools, sqlite3, threading, time, warnings
+import base64, os, re, shutil, socket, sys, hashlib, json, functools, logging, sqlite3, threading, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -16,7 +16,7 @@ from tqdm.std import tqdm
 
 # %% auto 0
 __all__ = ['Frame', 'BadFrameError', 'Sequence', 'flow_to_rgb', 'label_to_rgb', 'summarize_skipped', 'atomic_write',
-           'remove_stale_tmp', 'clean_stale_tmp', 'progress_mode', 'progress_bar', 'png_html', 'with_snapshot',
+           'remove_stale_tmp', 'clean_stale_tmp', 'progress_mode', 'progress_bar', 'say', 'png_html', 'with_snapshot',
            'file_hashes', 'input_identity', 'identity_digest', 'identity_changes']
 
 # %% ../nbs/00_data.ipynb 5
@@ -250,6 +250,12 @@ def _lines_tqdm()->type:
     return LinesTqdm
 
 # %% ../nbs/00_data.ipynb 20
+def say(msg:str, rank:int=0, name:str='dinosaur'):
+    "Log `msg` (logger `mrdino.<name>`) and print it on rank 0."
+    logging.getLogger(f'mrdino.{name}').info(msg)
+    if rank == 0: print(f"[mrdino.{name}] {msg}", flush=True)
+
+# %% ../nbs/00_data.ipynb 23
 def png_html(
     img:np.ndarray,         # (H, W, 3) uint8 RGB
     width:int|None=None,    # display width in CSS pixels (default: the image's)
@@ -271,7 +277,7 @@ def with_snapshot(
     box._repr_mimebundle_ = bundle
     return box
 
-# %% ../nbs/00_data.ipynb 25
+# %% ../nbs/00_data.ipynb 28
 _CONTENT = 'xxh3-128'   # what names a file's content in `input_identity` (older records: size, time, first and last 4 KiB)
 _RACY_NS = 2 * 10**9    # a file changed this recently when hashed is not cached (timestamps are coarse)
 _DB = {}                # (cache file, process, thread) -> sqlite connection, or None where the cache cannot be used

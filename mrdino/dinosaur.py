@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_dinosaur.ipynb 2
 from __future__ import annotations
-import csv, hashlib, io, json, logging, math, os, pickle, re, shutil, socket, time, warnings, zipfile
+import csv, hashlib, io, json, math, os, re, shutil, socket, time, zipfile
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 
@@ -17,30 +17,22 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 # %% auto 0
-__all__ = ['DINOV2_ENCODERS', 'STANDIN_ARCH', 'PRESETS', 'SAFETENSORS_MAX_HEADER', 'ZIP_MAX_INFLATION', 'IMAGENET_MEAN',
-           'IMAGENET_STD', 'STANDIN_TAG', 'FILTERBANK_ARCH', 'FEATURE_CACHE_FORMAT', 'REF_ENCODER_PREFIX',
-           'DinosaurConfig', 'say', 'build_vit', 'safetensors_header', 'check_finite', 'read_safetensors', 'torch_load',
-           'read_state_dict', 'weights_layout', 'to_timm_layout', 'resample_pos_grid', 'load_dinov2_weights',
-           'timm_to_hub_layout', 'FrozenDinov2', 'sincos_pos_grid', 'build_encoder', 'FilterBankStandin',
-           'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur', 'weights_digest', 'FrameSet', 'take_view',
-           'to_images', 'cache_views', 'FeatureCache', 'feature_caches', 'remove_feature_cache', 'lr_factor',
-           'write_checkpoint', 'save_checkpoint', 'load_state', 'checkpoint_candidates', 'find_checkpoint',
-           'checkpoint_problem', 'load_dinosaur', 'train_dinosaur', 'WindowLayout', 'window_layout',
-           'merge_window_slots', 'join_windows', 'WindowPrediction', 'reference_windows', 'predict_windows',
-           'preset_canvas', 'cut_windows', 'NonFiniteOutputError', 'check_outputs', 'reference_key',
-           'read_reference_checkpoint', 'ReferenceImport', 'map_reference_checkpoint', 'load_reference_weights']
+__all__ = ['PRESETS', 'FEATURE_CACHE_FORMAT', 'DinosaurConfig', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur',
+           'weights_digest', 'FrameSet', 'take_view', 'to_images', 'cache_views', 'FeatureCache', 'feature_caches',
+           'remove_feature_cache', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state',
+           'checkpoint_candidates', 'find_checkpoint', 'checkpoint_problem', 'load_dinosaur', 'train_dinosaur',
+           'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows', 'WindowPrediction',
+           'reference_windows', 'predict_windows', 'preset_canvas', 'cut_windows', 'NonFiniteOutputError',
+           'check_outputs']
 
 # %% ../nbs/03_dinosaur.ipynb 3
-import timm
 from timm.layers import use_fused_attn
-from .data import atomic_write, clean_stale_tmp, remove_stale_tmp, progress_bar, input_identity, identity_digest
+from .data import atomic_write, clean_stale_tmp, remove_stale_tmp, progress_bar, input_identity, identity_digest, say
+from .encoder import STANDIN_ARCH, FrozenDinov2, build_encoder, read_safetensors, safetensors_header, torch_load
 from .metrics import get_protocol, window_images, window_origins
-from safetensors.torch import load_file as _st_load, save_file as _st_save
+from safetensors.torch import save_file as _st_save
 
 # %% ../nbs/03_dinosaur.ipynb 6
-DINOV2_ENCODERS = tuple(f'vit_{s}_patch14{r}_dinov2' for r in ('', '_reg4') for s in ('small', 'base', 'large', 'giant'))
-STANDIN_ARCH = dict(embed_dim=64, depth=2, num_heads=2)  # arch overrides of the stand-in encoder (tiny DINOv2-style ViT)
-
 @dataclass
 class DinosaurConfig:
     "Every setting of DINOSAUR (encoder, slots, decoder, data, optimisation); presets: `DinosaurConfig.preset(name)`."
@@ -96,343 +88,7 @@ PRESETS = dict(
                    cache_stride=42, ckpt_every=500, log_every=50),
 )
 
-# %% ../nbs/03_dinosaur.ipynb 11
-_log = logging.getLogger('mrdino.dinosaur')
-
-def say(msg:str, rank:int=0, name:str='dinosaur'):
-    "Log `msg` (logger `mrdino.<name>`) and print it on rank 0."
-    logging.getLogger(f'mrdino.{name}').info(msg)
-    if rank == 0: print(f"[mrdino.{name}] {msg}", flush=True)
-
-def build_vit(
-    name:str,            # one of `DINOV2_ENCODERS`
-    img_size:int,        # crop side in px; the position embedding is created for this grid
-    arch:dict|None=None, # overrides of timm's architecture arguments (same class, same code path)
-)->nn.Module:            # timm VisionTransformer, randomly initialised, no classifier head
-    "Create a timm DINOv2 ViT without downloading anything."
-    if name not in DINOV2_ENCODERS:
-        raise ValueError(f"encoder {name!r} is not a DINOv2 model; choose one of {DINOV2_ENCODERS}")
-    if img_size % 14: raise ValueError(f"crop {img_size} is not a multiple of the patch size 14")
-    return timm.create_model(name, pretrained=False, img_size=img_size, num_classes=0, **(arch or {}))
-
 # %% ../nbs/03_dinosaur.ipynb 14
-SAFETENSORS_MAX_HEADER = 100 << 20   # bytes: the safetensors format's own bound on its JSON header
-ZIP_MAX_INFLATION = 4                # torch.save stores zip members uncompressed: more than 4x the file (+16 MB) declared is refused
-
-def _what_it_is(head:bytes)->str:
-    "What the first bytes of a file say it is (for error messages)."
-    if head[:4] == b'PK\x03\x04': return 'a zip archive, the format torch.save writes (a .pth or .ckpt under another name?)'
-    if head[:1] == b'\x80': return 'a Python pickle (an old-style torch.save file?)'
-    return ''
-
-def safetensors_header(
-    path:str|Path,  # a .safetensors file
-)->dict:            # its JSON header: tensor name -> {dtype, shape, data_offsets}, and '__metadata__'
-    "The header of a safetensors file, checked against the file's size before anything else is read."
-    path = Path(path); size = path.stat().st_size
-    with open(path, 'rb') as f:
-        head = f.read(8)
-        n = int.from_bytes(head, 'little') if len(head) == 8 else 0
-        if len(head) < 8 or not 2 <= n <= min(size - 8, SAFETENSORS_MAX_HEADER):
-            what = _what_it_is(head) or (f"its first 8 bytes declare a {n:.3g}-byte header in a {size}-byte file"
-                                         if len(head) == 8 else f"it has only {size} bytes")
-            raise ValueError(f"{path} is not a safetensors file: {what}")
-        try: hdr = json.loads(f.read(n))
-        except (UnicodeDecodeError, ValueError): hdr = None
-    try: end = max((int(v['data_offsets'][1]) for k, v in hdr.items() if k != '__metadata__'), default=0)
-    except (AttributeError, TypeError, KeyError, IndexError, ValueError):
-        raise ValueError(f"{path} is not a safetensors file: its {n}-byte header is not a table of tensors (a damaged file)") from None
-    if size != 8 + n + end:
-        raise ValueError(f"{path} is {size} bytes, its header needs {8 + n + end} ({'truncated' if size < 8 + n + end else 'extra bytes'})")
-    return hdr
-
-def check_finite(
-    sd:dict,        # name -> tensor (other values are ignored)
-    path,           # where the tensors come from (for the message)
-)->dict:            # `sd`, unchanged
-    "Refuse weights with NaN or infinite values, naming the file and the tensors."
-    bad = [k for k, v in sd.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        v = sd[bad[0]]
-        more = f" (and {len(bad) - 1} more tensor(s): {', '.join(bad[1:4])}{', ...' if len(bad) > 4 else ''})" if len(bad) > 1 else ''
-        raise ValueError(f"{path}: tensor {bad[0]} has {int((~torch.isfinite(v)).sum())} of {v.numel()} values NaN or infinite{more}; "
-                         f"such weights segment nothing (a diverged or damaged training run): use another checkpoint or train again")
-    return sd
-
-def read_safetensors(
-    path:str|Path,  # a .safetensors file
-    fix:str='',     # what to do if it is bad (appended to the message)
-)->dict:            # name -> tensor, every floating tensor finite
-    "Read a safetensors file after `safetensors_header`'s checks; refuse non-finite weights (`check_finite`)."
-    end = f"; {fix}" if fix else ''
-    try: safetensors_header(path)
-    except ValueError as e: raise ValueError(f"{e}{end}") from None
-    try: sd = _st_load(str(path))
-    except Exception as e:                                   # safetensors' own checks (dtypes, overlapping offsets)
-        raise ValueError(f"{path} is not a readable safetensors file ({type(e).__name__}: {str(e).splitlines()[0][:200]}){end}") from None
-    return check_finite(sd, path)
-
-def _first_sentence(e:Exception)->str:
-    "The first sentence of an error message, without torch's advice on loading unsafely."
-    s = (str(e).strip().splitlines() or [''])[0].split('. ')[0][:200]
-    return '' if 'weights_only' in s else s
-
-def torch_load(
-    path:str|Path,  # a torch.save file: .pth, .pt, .ckpt, state.pt
-    fix:str='',     # what to do if it is bad (appended to the message)
-):                  # what the file holds (tensors, numbers, strings and plain containers only)
-    "`torch.load(weights_only=True)` after checking what the file is; any failure is one ValueError naming the file."
-    path, end = Path(path), (f"; {fix}" if fix else '')
-    size = path.stat().st_size
-    with open(path, 'rb') as f: head = f.read(4)
-    bad = lambda what: ValueError(f"{path} is not a readable PyTorch checkpoint: {what}{end}")
-    if head == b'PK\x03\x04':
-        try:
-            with zipfile.ZipFile(path) as z: declared = sum(i.file_size for i in z.infolist())
-        except (zipfile.BadZipFile, OSError, ValueError) as e:
-            raise bad(f"a damaged zip archive ({e}; cut short by an interrupted download, copy or write?)") from None
-        if declared > ZIP_MAX_INFLATION * size + (16 << 20):
-            raise bad(f"its zip members declare {declared / 2**30:.2f} GiB uncompressed in a {size / 2**20:.1f} MiB file, refused "
-                      f"before reading (torch.save stores members uncompressed; this archive was not written by it)") from None
-    elif head[:1] != b'\x80':
-        raise bad(f"neither a zip archive nor a pickle ({size} bytes starting {head!r})")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')                    # torch's notes on pickle protocols (they point at its own source)
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        g = re.search(r'GLOBAL (\S+)', str(e))
-        if g or isinstance(e, pickle.UnpicklingError):
-            raise bad(f"it needs pickle to load (it holds {'a pickled ' + g.group(1) if g else 'pickled Python objects'}, not only "
-                      f"tensors and numbers; loading it could run code), so mrdino refuses it") from None
-        raise bad(f"{type(e).__name__}: {_first_sentence(e) or 'torch cannot read it'}") from None
-
-# %% ../nbs/03_dinosaur.ipynb 17
-def read_state_dict(
-    path:str|Path, # .safetensors, or a torch checkpoint (.pth/.pt/.bin) holding a state dict
-)->dict:           # name -> tensor
-    "Read a weight file without executing code from it (checked first: `read_safetensors`, `torch_load`)."
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"DINOv2 weight file {path} does not exist. Get it with e.g. `wget https://dl.fbaipublicfiles.com/"
-                                f"dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth` or the `model.safetensors` of the Hugging Face "
-                                f"repo timm/vit_base_patch14_dinov2.lvd142m, then pass its path as `encoder_weights`.")
-    fix = ("pass a DINOv2 weight file as encoder_weights (--encoder-weights): dinov2_vitb14_pretrain.pth from "
-           "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/ or the model.safetensors of timm/vit_base_patch14_dinov2.lvd142m")
-    if path.suffix == '.safetensors': return read_safetensors(path, fix)
-    sd = torch_load(path, fix)
-    for k in ('model', 'state_dict'):
-        if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict): sd = sd[k]
-    if not isinstance(sd, dict): raise ValueError(f"{path} holds a {type(sd).__name__}, not a state dict; {fix}")
-    return check_finite(sd, path)
-
-def weights_layout(sd:dict)->str:
-    "'hub' for the facebookresearch torch.hub layout, 'timm' otherwise."
-    return 'hub' if ('mask_token' in sd or 'register_tokens' in sd) else 'timm'
-
-def to_timm_layout(
-    sd:dict, # state dict in torch.hub layout
-)->dict:     # the same weights in timm's key layout
-    "Map a torch.hub DINOv2 state dict to timm's keys (drop mask_token; registers -> reg_token, cls position folded in)."
-    sd = {k: v for k, v in sd.items() if k != 'mask_token'}
-    if 'register_tokens' in sd:
-        pos = sd['pos_embed']                                  # (1, 1 + G*G, F), cls position first
-        sd['reg_token'] = sd.pop('register_tokens')            # (1, R, F)
-        sd['cls_token'] = sd['cls_token'] + pos[:, :1]         # timm reg4 models keep no cls position
-        sd['pos_embed'] = pos[:, 1:]                           # (1, G*G, F)
-    return sd
-
-def resample_pos_grid(
-    pos:torch.Tensor,  # (1, G*G, F) grid position embedding (no prefix tokens)
-    grid:int,          # new grid side g
-    offset:float=0.1,  # DINOv2's interpolate_offset
-)->torch.Tensor:       # (1, g*g, F)
-    "Resample a square position grid the way the torch.hub DINOv2 model does (bicubic, no antialias, scale (g+0.1)/G)."
-    n, dim = pos.shape[1], pos.shape[2]
-    G = math.isqrt(n)
-    if G * G != n: raise ValueError(f"position embedding has {n} grid tokens, not a square grid")
-    if G == grid: return pos
-    x = pos.float().reshape(1, G, G, dim).permute(0, 3, 1, 2)                    # (1, F, G, G)
-    s = (grid + offset) / G
-    x = F.interpolate(x, scale_factor=(s, s), mode='bicubic', align_corners=False, antialias=False)  # (1, F, g, g)
-    assert x.shape[-2:] == (grid, grid), x.shape
-    return x.permute(0, 2, 3, 1).reshape(1, grid * grid, dim).to(pos.dtype)
-
-def _guess_model(sd:dict)->str:
-    "Describe which DINOv2 a state dict looks like (for error messages)."
-    w = sd.get('patch_embed.proj.weight')
-    if w is None: return 'no patch_embed.proj.weight: not a ViT checkpoint'
-    size = {384: 'small', 768: 'base', 1024: 'large', 1536: 'giant'}.get(w.shape[0], f'width {w.shape[0]}')
-    depth = len({k.split('.')[1] for k in sd if k.startswith('blocks.')})
-    reg = '_reg4' if ('reg_token' in sd or 'register_tokens' in sd) else ''
-    return f"looks like vit_{size}_patch14{reg}_dinov2 (embed_dim {w.shape[0]}, depth {depth}, patch {tuple(w.shape[-2:])})"
-
-def load_dinov2_weights(
-    vit:nn.Module,   # ViT from `build_vit`
-    path:str|Path|dict, # weight file, timm or torch.hub layout (or a state dict already read)
-    name:str='',     # model name, for the error message
-    source:str='',   # where a state dict came from, for the error message
-)->str:              # the layout that was found
-    "Load DINOv2 weights into `vit` (either layout), resampling the position grid; strict, with a clear error."
-    sd = dict(path) if isinstance(path, dict) else read_state_dict(path)
-    if isinstance(path, dict): path = source or 'the given state dict'
-    layout = weights_layout(sd)
-    if layout == 'hub': sd = to_timm_layout(sd)
-    sd = {k: v for k, v in sd.items() if not k.startswith('head.')} if isinstance(vit.head, nn.Identity) else sd
-    want = vit.state_dict()
-    pos, pw = sd.get('pos_embed'), want.get('pos_embed')
-    if pos is not None and pw is not None and pos.shape != pw.shape and pos.shape[-1] == pw.shape[-1]:
-        n_pre = 0 if vit.no_embed_class else 1                    # prefix (cls) positions stored in pos_embed
-        try: sd['pos_embed'] = torch.cat([pos[:, :n_pre], resample_pos_grid(pos[:, n_pre:], vit.patch_embed.grid_size[0])], 1)
-        except ValueError: pass                                   # not a square grid: reported below as a shape mismatch
-    missing = sorted(set(want) - set(sd)); unexpected = sorted(set(sd) - set(want))
-    bad = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(want[k].shape)}" for k in want
-           if k in sd and tuple(sd[k].shape) != tuple(want[k].shape)]
-    if missing or unexpected or bad:
-        show = lambda l: (', '.join(l[:8]) + (f' ... ({len(l)} in all)' if len(l) > 8 else '')) or 'none'
-        raise ValueError(f"{path} ({layout} layout) does not fit encoder {name or type(vit).__name__}: "
-                         f"missing keys: {show(missing)}; unexpected keys: {show(unexpected)}; shape mismatches: {show(bad)}. "
-                         f"The file {_guess_model(sd)}; set `encoder` to match the file.")
-    vit.load_state_dict(sd, strict=True)
-    return layout
-
-# %% ../nbs/03_dinosaur.ipynb 19
-def timm_to_hub_layout(
-    sd:dict,               # timm-layout DINOv2 state dict
-    reg:bool=False,        # the model has registers (timm reg4 layout)
-    seed:int=0,            # seed for the (unused) mask_token and the split of the cls position
-)->dict:                   # the same weights in torch.hub layout
-    "Write timm weights in the torch.hub layout (used to test the loader; the inverse of `to_timm_layout`)."
-    g = torch.Generator().manual_seed(seed)
-    out = dict(sd)
-    dim = sd['cls_token'].shape[-1]
-    out['mask_token'] = torch.randn(1, dim, generator=g)
-    if reg:
-        cls_pos = torch.randn(1, 1, dim, generator=g) * 0.02  # any split of the cls token into token + position works
-        out['register_tokens'] = out.pop('reg_token')
-        out['cls_token'] = sd['cls_token'] - cls_pos
-        out['pos_embed'] = torch.cat([cls_pos, sd['pos_embed']], 1)
-    return out
-
-# %% ../nbs/03_dinosaur.ipynb 24
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-STANDIN_TAG = 'stand-in encoder, not DINOv2 weights'
-
-class FrozenDinov2(nn.Module):
-    "Frozen DINOv2 ViT: (B, 3, crop, crop) RGB in [0, 1] -> (B, P, F) last-block patch features after the final norm."
-    def __init__(self,
-                 vit:nn.Module,       # timm ViT from `build_vit`
-                 description:str,     # which architecture and weights (logged)
-                 weights_id:str='',   # identity of the weights (path, size, mtime) for cache keys
-                ):
-        super().__init__()
-        self.vit = vit.eval().requires_grad_(False)
-        self.description, self.weights_id = description, weights_id
-        self.crop = vit.patch_embed.img_size[0]
-        self.grid = vit.patch_embed.grid_size[0]
-        self.n_patches, self.dim = self.grid ** 2, vit.embed_dim
-        self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def train(self, mode:bool=True):
-        super().train(mode); self.vit.eval()                 # the encoder never leaves eval mode
-        return self
-
-    @torch.no_grad()
-    def forward(self, images:torch.Tensor)->torch.Tensor:
-        if images.shape[-2:] != (self.crop, self.crop):
-            raise ValueError(f"encoder expects {self.crop}x{self.crop} crops, got {tuple(images.shape[-2:])}")
-        x = (images - self.mean) / self.std                   # (B, 3, crop, crop) ImageNet-normalised
-        tokens = self.vit.forward_features(x)                 # (B, prefix + P, F) after the final LayerNorm
-        return tokens[:, self.vit.num_prefix_tokens:]          # (B, P, F) patch tokens only
-
-def sincos_pos_grid(
-    grid:int,  # g: patches per side
-    dim:int,   # F: embedding width (a multiple of 4)
-)->torch.Tensor: # (1, g*g, F), entries in [-1, 1]
-    "Fixed 2-D sin-cos position code (x in the first half, y in the second), row-major over the grid."
-    ys, xs = torch.meshgrid(torch.arange(grid).float(), torch.arange(grid).float(), indexing='ij')
-    om = 1.0 / 10.0 ** (torch.arange(dim // 4).float() / (dim // 4))                 # (F/4,) frequencies
-    code = lambda t: torch.cat([torch.sin(t.reshape(-1, 1) * om), torch.cos(t.reshape(-1, 1) * om)], 1)
-    return torch.cat([code(xs), code(ys)], 1)[None]
-
-def _file_id(path)->str:
-    st = Path(path).stat()
-    return f"{Path(path).resolve()}:{st.st_size}:{int(st.st_mtime)}"
-
-def build_encoder(
-    cfg:DinosaurConfig,  # uses encoder, encoder_weights, encoder_arch, crop, seed
-    rank:int=0,          # only rank 0 prints
-)->nn.Module:
-    "Build the frozen encoder of `cfg` and log which architecture and which weights run."
-    arch = f"{cfg.encoder}{'' if not cfg.encoder_arch else ' ' + json.dumps(cfg.encoder_arch, sort_keys=True)} @ {cfg.crop}px"
-    if cfg.encoder_weights == 'filterbank':                 # weight-free, see `FilterBankStandin`
-        enc = FilterBankStandin(cfg.crop, **cfg.encoder_arch)
-        say(f"encoder: {enc.description}; features {enc.n_patches}x{enc.dim}", rank)
-        return enc
-    if cfg.encoder_weights in ('random', 'standin'):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            vit = build_vit(cfg.encoder, cfg.crop, cfg.encoder_arch)
-        what = 'random-init'
-        if cfg.encoder_weights == 'standin':
-            with torch.no_grad(): vit.pos_embed[:, vit.pos_embed.shape[1] - vit.patch_embed.num_patches:] = sincos_pos_grid(vit.patch_embed.grid_size[0], vit.embed_dim)
-            what = 'random-init + 2-D sin-cos positions'
-        desc, wid = f"{STANDIN_TAG}: {what} {arch}, seed {cfg.seed}", f"{cfg.encoder_weights}:{cfg.seed}:{timm.__version__}"
-    elif not cfg.encoder_weights:
-        raise ValueError(f"no encoder weights for {cfg.encoder}: set `encoder_weights` to a DINOv2 weight file "
-                         f"(torch.hub dinov2_vitb14_pretrain.pth from https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/, "
-                         f"or model.safetensors of Hugging Face timm/{cfg.encoder}.lvd142m), or to 'random' for a "
-                         f"random-init {STANDIN_TAG} (timing and tests only)")
-    else:
-        with torch.random.fork_rng(devices=[]):          # building must not move the global RNG (model init stays seeded)
-            vit = build_vit(cfg.encoder, cfg.crop, cfg.encoder_arch)
-        layout = load_dinov2_weights(vit, cfg.encoder_weights, cfg.encoder)
-        desc, wid = f"{arch}, DINOv2 weights from {cfg.encoder_weights} ({layout} layout)", _file_id(cfg.encoder_weights)
-    enc = FrozenDinov2(vit, desc, wid)
-    say(f"encoder: {desc}; features {enc.n_patches}x{enc.dim}", rank)
-    return enc
-
-# %% ../nbs/03_dinosaur.ipynb 30
-FILTERBANK_ARCH = dict(color_scale=4.0, pos_scale=1.0)   # the filter-bank stand-in's scales (in `encoder_arch`)
-
-class FilterBankStandin(nn.Module):
-    "Weight-free stand-in: (B, 3, crop, crop) RGB in [0, 1] -> (B, P, 24 + 40) colour/texture statistics + positions."
-    n_stats, pos_dim = 24, 40
-    def __init__(self,
-                 crop:int,                # square crop side in px, a multiple of 14
-                 color_scale:float=4.0,   # factor on the colour and texture statistics
-                 pos_scale:float=1.0,     # factor on the sin-cos position code
-                ):
-        super().__init__()
-        if crop % 14: raise ValueError(f"crop {crop} is not a multiple of the patch size 14")
-        self.crop, self.grid, self.cs = crop, crop // 14, color_scale
-        self.n_patches, self.dim = self.grid ** 2, self.n_stats + self.pos_dim
-        self.register_buffer('pos', pos_scale * sincos_pos_grid(self.grid, self.pos_dim), persistent=False)
-        self.description = (f"{STANDIN_TAG}: weight-free filter bank (patch colour, quarter colours, texture energy) x{color_scale:g}"
-                            f" + 2-D sin-cos positions x{pos_scale:g} @ {crop}px")
-        self.weights_id = f"filterbank:{color_scale:g}:{pos_scale:g}"
-
-    def train(self, mode:bool=True): return self          # nothing to train, nothing changes
-
-    @torch.no_grad()
-    def forward(self, images:torch.Tensor)->torch.Tensor:
-        if images.shape[-2:] != (self.crop, self.crop):
-            raise ValueError(f"encoder expects {self.crop}x{self.crop} crops, got {tuple(images.shape[-2:])}")
-        B, g, x = len(images), self.grid, images.float()
-        mean = F.avg_pool2d(x, 14)                                                          # (B, 3, g, g)
-        quarters = F.avg_pool2d(x, 7).reshape(B, 3, g, 2, g, 2).permute(0, 1, 3, 5, 2, 4).reshape(B, 12, g, g)
-        quarters = quarters - mean.repeat_interleave(4, 1)                                  # (B, 12, g, g)
-        std = (F.avg_pool2d(x * x, 14) - mean ** 2).clamp_min(0).sqrt()                     # (B, 3, g, g)
-        grey = x.mean(1, keepdim=True)
-        gx = F.pad((grey[..., :, 1:] - grey[..., :, :-1]).abs(), (0, 1))
-        gy = F.pad((grey[..., 1:, :] - grey[..., :-1, :]).abs(), (0, 0, 0, 1))
-        grad = 4 * F.avg_pool2d(torch.cat([gx, gy], 1), 14)                                 # (B, 2, g, g)
-        chroma = 2 * (mean - mean.mean(1, keepdim=True))
-        stats = torch.cat([mean, chroma, quarters, std, grad, torch.zeros_like(grey[:, :, ::14, ::14])], 1) * self.cs
-        return torch.cat([stats.flatten(2).transpose(1, 2), self.pos.expand(B, -1, -1).to(stats)], -1)   # (B, P, 64)
-
-# %% ../nbs/03_dinosaur.ipynb 33
 def _mlp(dims:list, layer_norm:bool=False)->nn.Sequential:
     "Linear/ReLU stack through `dims`, zero biases, optional LayerNorm first."
     layers = [nn.LayerNorm(dims[0])] if layer_norm else []
@@ -466,7 +122,7 @@ class SlotAttention(nn.Module):
             slots = slots + self.mlp(slots)                               # (B, K, D) residual MLP (LayerNorm inside)
         return slots, attn                                                # attn: last iteration, (B, K, N)
 
-# %% ../nbs/03_dinosaur.ipynb 38
+# %% ../nbs/03_dinosaur.ipynb 19
 class MLPDecoder(nn.Module):
     "Per-patch MLP decoder: slots -> per-slot patch features and alpha masks; reconstruction = alpha-weighted sum."
     def __init__(self, slot_dim:int, feat_dim:int, n_patches:int, hidden:int=2048, n_hidden:int=3):
@@ -545,7 +201,7 @@ def weights_digest(
         h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode()); h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()[:16]
 
-# %% ../nbs/03_dinosaur.ipynb 44
+# %% ../nbs/03_dinosaur.ipynb 25
 def _resize(img:np.ndarray, size:tuple)->np.ndarray:
     "Bicubic resize of an RGB uint8 image to (H, W) (saturating, like the reference's clamp)."
     return img if img.shape[:2] == tuple(size) else cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
@@ -628,7 +284,7 @@ def cache_views(
     ys, xs = range(0, H - crop + 1, stride), range(0, W - crop + 1, stride)
     return [(y, x, f) for y in ys for x in xs for f in ((False, True) if hflip else (False,))]
 
-# %% ../nbs/03_dinosaur.ipynb 46
+# %% ../nbs/03_dinosaur.ipynb 27
 def _remove_stale(folder:Path, pattern:str):
     "`remove_stale_tmp`, saying what it removed."
     gone = remove_stale_tmp(folder, pattern)
@@ -757,13 +413,13 @@ def remove_feature_cache(
     if not left: d.rmdir()
     return left
 
-# %% ../nbs/03_dinosaur.ipynb 50
+# %% ../nbs/03_dinosaur.ipynb 31
 def lr_factor(step:int, warmup:int, decay:int)->float:
     "Learning-rate multiplier at optimiser step `step` (0-based): linear warm-up from 0, then halving every `decay` steps."
     if warmup and step < warmup: return step / warmup
     return 0.5 ** ((step - warmup) / decay)
 
-# %% ../nbs/03_dinosaur.ipynb 52
+# %% ../nbs/03_dinosaur.ipynb 33
 def _dist():
     "(rank, world, local_rank) from torchrun's environment; initialises the process group when needed."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -905,7 +561,7 @@ def load_dinosaur(
     say(f"loaded {ck} (step {meta['step']}); encoder: {model.encoder.description}")
     return model.to(device).eval()
 
-# %% ../nbs/03_dinosaur.ipynb 53
+# %% ../nbs/03_dinosaur.ipynb 34
 _CSV_COLS = ['step', 'loss', 'lr', 'grad_norm', 's_per_step', 'img_per_s', 'elapsed_s', 'encoder']
 
 def _fast_paths(device:torch.device)->dict:
@@ -1106,7 +762,7 @@ def train_dinosaur(
         say(f"done: step {last['step']}, loss {last['loss']:.4g}, {speed}; checkpoint {last['checkpoint']}", rank)
     return last
 
-# %% ../nbs/03_dinosaur.ipynb 60
+# %% ../nbs/03_dinosaur.ipynb 41
 @dataclass
 class WindowLayout:
     "How an image is cut into square windows."
@@ -1129,7 +785,7 @@ def window_layout(
     pt, pl = (ny * crop - H) // 2, (nx * crop - W) // 2
     return WindowLayout((H, W), crop, [(iy * crop - pt, ix * crop - pl) for iy in range(ny) for ix in range(nx)], (pt, pl))
 
-# %% ../nbs/03_dinosaur.ipynb 63
+# %% ../nbs/03_dinosaur.ipynb 44
 def merge_window_slots(
     labels:np.ndarray,     # (H, W) int channel id per canvas pixel (argmax of the joined masks); channel = window * C + j
     feats:np.ndarray,      # (n_windows, K, ...) per-slot features compared by cosine similarity (C = n_bg + K channels per window)
@@ -1180,7 +836,7 @@ def merge_window_slots(
         parent[c] = r
     return parent[labels], parent
 
-# %% ../nbs/03_dinosaur.ipynb 69
+# %% ../nbs/03_dinosaur.ipynb 50
 def join_windows(
     masks:np.ndarray,        # (nW, K, crop, crop) alpha masks of each window
     layout:WindowLayout,     # where the windows lie on the canvas
@@ -1315,151 +971,3 @@ def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPredi
     wp.canvas_labels = lab.astype(np.int32)
     wp.labels = cv2.resize(wp.canvas_labels, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != (H, W) else wp.canvas_labels
     return wp
-
-# %% ../nbs/03_dinosaur.ipynb 74
-REF_ENCODER_PREFIX = 'models.feature_extractor.model.'   # the reference's frozen DINOv2 (torch.hub layout)
-_REF_KEYS = (  # reference key after `models.` -> mrdino key (`head.` = the stage-2 head); a trailing '.' matches a prefix
-    ('conditioning.slots_mu', 'slot_mu'), ('conditioning.slots_logsigma', 'slot_log_sigma'),
-    ('perceptual_grouping.positional_embedding.layers.1.', 'input_mlp.'),            # LayerNorm, Linear, ReLU, Linear
-    ('perceptual_grouping.slot_attention.norm_input.', 'slot_attention.norm_inputs.'),
-    ('perceptual_grouping.slot_attention.ff_mlp.module.', 'slot_attention.mlp.'),     # residual MLP (LayerNorm first)
-    ('perceptual_grouping.slot_attention.', 'slot_attention.'),                       # to_q, to_k, to_v, gru, norm_slots
-    ('object_decoder.pos_embed', 'decoder.pos'), ('object_decoder.decoder.', 'decoder.mlp.'),
-    ('object_decoder.slot_decoder.', 'head.mlp.'),                                    # stage-2 checkpoints only
-)
-_REF_NOT_MODEL = ('losses.', 'training_metrics.', 'evaluation_metrics.', 'visualizations.')  # CombinedModel parts without model weights
-
-def _rename(key:str, rules)->str|None:
-    for a, b in rules:
-        if key == a or (a.endswith('.') and key.startswith(a)): return b + key[len(a):]
-    return None
-
-def reference_key(
-    key:str,   # a key of the reference checkpoint's state dict
-)->str|None:   # the mrdino key ('head.…' for the stage-2 head), or None if the key is not a slot-model weight
-    "Map a reference (`models.…`) key to mrdino's."
-    return _rename(key[len('models.'):], _REF_KEYS) if key.startswith('models.') else None
-
-def _ref_name(ours:str)->str:
-    "The reference key an mrdino key comes from (for error messages)."
-    return 'models.' + _rename(ours, [(b, a) for a, b in _REF_KEYS])
-
-def read_reference_checkpoint(
-    path:str|Path,  # .ckpt of the reference release (a Lightning checkpoint), or a file holding its state dict
-)->dict:            # the state dict: 'models.…' -> tensor
-    "Read a reference checkpoint with `torch.load(weights_only=True)`: tensors and plain containers only, no code runs."
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"reference checkpoint {path} does not exist; download a .ckpt from the authors' Drive folder "
-                                f"(see the README of github.com/visinf/mr-dinosaur, section Checkpoints)")
-    ck = torch_load(path, "it is read with torch.load(weights_only=True), which never runs code from the file, so a text file, "
-                          "a truncated download or a pickled Python object is refused: download the .ckpt again")
-    sd = ck.get('state_dict', ck) if isinstance(ck, dict) else None
-    if not isinstance(sd, dict) or not any(isinstance(k, str) and k.startswith('models.') for k in sd):
-        found = sorted(map(str, ck))[:6] if isinstance(ck, dict) else type(ck).__name__
-        raise ValueError(f"{path} is not a checkpoint of the reference release: expected a Lightning checkpoint whose "
-                         f"'state_dict' has 'models.…' keys, found {found}. For a checkpoint made by mrdino pass its run folder.")
-    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
-    if bad: raise ValueError(f"{path}: state_dict entries that are not tensors: {bad[:8]}")
-    return sd
-
-def _linear_ids(sd:dict, prefix:str)->list:
-    "Indices i of the `prefix{i}.weight` Linear layers (2-D weights) in a Sequential."
-    return sorted(int(k[len(prefix):].split('.')[0]) for k, v in sd.items()
-                  if k.startswith(prefix) and k.endswith('.weight') and v.ndim == 2)
-
-def _reference_preset(n_patches:int)->DinosaurConfig:
-    "The preset whose windows have `n_patches` patches."
-    hit = [n for n in ('kitti', 'tri_pd', 'movi_e', 'synthetic') if DinosaurConfig.preset(n).n_patches == n_patches]
-    if not hit: raise ValueError(f"no preset has {n_patches} patches per window: pass cfg (a DinosaurConfig with the right crop)")
-    return DinosaurConfig.preset(hit[0])
-
-@dataclass
-class ReferenceImport:
-    "A reference checkpoint mapped to mrdino's keys, with the DINOSAUR its weights fit (built, not loaded yet)."
-    path:str|Path    # the .ckpt
-    model:Dinosaur   # built from the weight shapes and the config; `load_reference_weights` loads it
-    weights:dict     # mrdino key -> tensor of every slot-model weight of the file ('head.…' = the stage-2 head)
-    unexpected:list  # reference keys of the file that map to no mrdino weight
-    ignored:list     # keys of CombinedModel parts without model weights (losses, metrics, visualizations)
-
-    @property
-    def head(self)->dict:  # the stage-2 head's weights ('mlp.…'); {} in a DINOSAUR / stage-1 checkpoint
-        return {k[len('head.'):]: v for k, v in self.weights.items() if k.startswith('head.')}
-
-    @property
-    def head_size(self)->tuple|None:  # (hidden width, hidden layers) of the file's stage-2 head; None: it has none
-        h = self.head
-        return (h['mlp.0.weight'].shape[0], len(_linear_ids(h, 'mlp.')) - 1) if 'mlp.0.weight' in h else None
-
-def map_reference_checkpoint(
-    path:str|Path,                    # .ckpt of the reference release (DINOSAUR, stage 1 or stage 2)
-    cfg:DinosaurConfig|str='kitti',   # preset name or config: supplies n_slots, sa_iters, crop, encoder (what the weights do not say); 'auto': the preset with the checkpoint's patch count
-    encoder:FrozenDinov2|None=None,   # use this encoder as is
-    encoder_weights:str|None=None,    # DINOv2 weight file (torch.hub or timm layout) instead of the checkpoint's own encoder
-)->ReferenceImport:
-    "Read a reference checkpoint, map its keys and build the DINOSAUR they fit: sizes from the weights, encoder from the file."
-    sd = read_reference_checkpoint(path)
-    ours, enc_sd, unexpected, ignored = {}, {}, [], []
-    for k, v in sd.items():
-        if k.startswith(REF_ENCODER_PREFIX): enc_sd[k[len(REF_ENCODER_PREFIX):]] = v
-        elif (m := reference_key(k)) is not None: ours[m] = v
-        elif k.startswith(_REF_NOT_MODEL): ignored.append(k)
-        else: unexpected.append(k)
-    check_finite({**{REF_ENCODER_PREFIX + k: v for k, v in enc_sd.items()}, **{_ref_name(k): v for k, v in ours.items()}}, path)
-    need = [k for k in ('slot_mu', 'input_mlp.0.weight', 'decoder.pos', 'decoder.mlp.0.weight') if k not in ours]
-    if need: raise ValueError(f"{path}: missing reference keys {[_ref_name(k) for k in need]} (not a DINOSAUR checkpoint?)")
-    D, Fd, P = ours['slot_mu'].shape[-1], ours['input_mlp.0.weight'].shape[0], ours['decoder.pos'].shape[1]
-    dec = _linear_ids(ours, 'decoder.mlp.')
-    if isinstance(cfg, str): cfg = _reference_preset(P) if cfg == 'auto' else DinosaurConfig.preset(cfg)
-    cfg = replace(cfg, slot_dim=D, decoder_hidden=ours['decoder.mlp.0.weight'].shape[0], decoder_layers=len(dec) - 1)
-    if P != cfg.n_patches:
-        g = math.isqrt(P)
-        raise ValueError(f"{path}: the decoder has {P} patch positions ({g}x{g}: {14 * g}-px windows) but the config "
-                         f"({cfg.name}, crop {cfg.crop}) has {cfg.n_patches}: pass cfg with crop={14 * g}")
-    if encoder is not None: enc = encoder
-    elif encoder_weights:
-        cfg = replace(cfg, encoder_weights=str(encoder_weights)); enc = build_encoder(cfg)
-    elif enc_sd:
-        src = f"{path} (models.feature_extractor.model.*)"
-        with torch.random.fork_rng(devices=[]): vit = build_vit(cfg.encoder, cfg.crop, cfg.encoder_arch)
-        layout = load_dinov2_weights(vit, enc_sd, cfg.encoder, source=src)
-        arch = f"{cfg.encoder}{'' if not cfg.encoder_arch else ' ' + json.dumps(cfg.encoder_arch, sort_keys=True)} @ {cfg.crop}px"
-        cfg = replace(cfg, encoder_weights=str(path))
-        enc = FrozenDinov2(vit, f"{arch}, DINOv2 weights from {src} ({layout} layout)", _file_id(path))
-    else:
-        raise ValueError(f"{path} holds no encoder weights (no {REF_ENCODER_PREFIX}* keys): pass encoder_weights (CLI: "
-                         f"--encoder-weights) = the DINOv2 file, e.g. dinov2_vitb14_pretrain.pth from "
-                         f"https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/")
-    if enc_sd and (encoder is not None or encoder_weights):
-        say(f"{path}: its own encoder weights ({len(enc_sd)} tensors) are not used; encoder: {enc.description}")
-    if (enc.dim, enc.n_patches) != (Fd, P):
-        raise ValueError(f"{path}: the slot model takes {P} patches of {Fd}-d features, encoder {enc.description} gives "
-                         f"{enc.n_patches} of {enc.dim}-d: pass a cfg / encoder that fits (ViT-S/14: 384-d, ViT-B/14: 768-d)")
-    with torch.random.fork_rng(devices=[]): model = Dinosaur(cfg, enc)
-    model.checkpoint = dict(path=str(path), step=None)
-    return ReferenceImport(path, model, ours, unexpected, ignored)
-
-def load_reference_weights(
-    ref:ReferenceImport,      # from `map_reference_checkpoint`
-    head:nn.Module|None=None, # the stage-2 head, sized by `ref.head_size` (`mrdino.stage2` builds it); None: the file must hold none
-)->Dinosaur:                  # `ref.model` with the file's weights (`head` gets the head's)
-    "Load the mapped weights strictly: every model weight of the file is used and every mrdino weight comes from the file."
-    path, ours, model, cfg = ref.path, ref.weights, ref.model, ref.model.cfg
-    want = {**model.trainable_state_dict(), **({f'head.{k}': v for k, v in head.state_dict().items()} if head is not None else {})}
-    missing = [_ref_name(k) for k in want if k not in ours]
-    unexpected = ref.unexpected + [_ref_name(k) for k in ours if k not in want]
-    bad = [f"{_ref_name(k)}: file {tuple(ours[k].shape)} vs model {tuple(want[k].shape)}" for k in want
-           if k in ours and ours[k].shape != want[k].shape]
-    if missing or unexpected or bad:
-        show = lambda l: (', '.join(l[:10]) + (f' ... ({len(l)} in all)' if len(l) > 10 else '')) or 'none'
-        raise ValueError(f"{path} does not fit mrdino's DINOSAUR (slot dim {cfg.slot_dim}, decoder {cfg.decoder_layers}x{cfg.decoder_hidden}, "
-                         f"{cfg.n_slots} slots): missing keys: {show(missing)}; unexpected keys: {show(unexpected)}; "
-                         f"shape mismatches: {show(bad)}")
-    model.load_state_dict({k: v for k, v in ours.items() if not k.startswith('head.')}, strict=False)
-    if head is not None: head.load_state_dict(ref.head, strict=True)
-    hs = ref.head_size
-    say(f"loaded reference checkpoint {path}: {cfg.n_slots} slots of {cfg.slot_dim}, decoder {cfg.decoder_layers}x{cfg.decoder_hidden}, "
-        f"{f'stage-2 head {hs[1]}x{hs[0]}' if head is not None else 'no stage-2 head'}"
-        f"{'; ignored (no model weights): ' + ', '.join(ref.ignored[:4]) if ref.ignored else ''}; encoder: {model.encoder.description}")
-    return model

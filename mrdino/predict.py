@@ -12,11 +12,11 @@ import torch, torch.nn.functional as F
 
 from .data import (
     atomic_write, clean_stale_tmp, label_to_rgb, progress_bar, summarize_skipped, input_identity, identity_digest,
-    BadFrameError, _tmp_name)
+    BadFrameError, _tmp_name, say)
 from .readers import read_source, VideoSequence
 from .dinosaur import (
     load_dinosaur, find_checkpoint, checkpoint_candidates, preset_canvas, to_images, cut_windows, reference_windows,
-    window_layout, check_outputs, say, _fast_paths, WindowPrediction, NonFiniteOutputError)
+    window_layout, check_outputs, _fast_paths, WindowPrediction, NonFiniteOutputError)
 from .metrics import PROTOCOLS
 from .stage2 import VARIANTS, load_pair, load_trained, segment_windows
 
@@ -591,7 +591,7 @@ def _finished_run(
 # %% ../nbs/08_predict.ipynb 56
 def predict(
     model:str|Path,            # main-job folder, stage-2 run folder, or DINOSAUR / stage-1 run folder (`resolve_model`)
-    source,                    # anything `mrdino.data.read_source` opens: video, folder of frames, dataset root, 'synthetic:N'
+    source,                    # anything `mrdino.readers.read_source` opens: video, folder of frames, dataset root, 'synthetic:N'
     out:str|Path,              # output folder (never inside the source); a rerun resumes
     every:int=1,               # segment every n-th frame of each sequence
     max_frames:int|None=None,  # stop after this many frames in all (in source order); None: all

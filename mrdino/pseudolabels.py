@@ -575,7 +575,7 @@ def _check_frame_size(seq, flow, frac:float):
     except ValueError as e: raise ValueError(f"{seq.name}: {e}") from None
 
 def pseudolabel(
-    source,                          # list of `Sequence`s, or anything `mrdino.data.read_source` opens
+    source,                          # list of `Sequence`s, or anything `mrdino.readers.read_source` opens
     out,                             # output root; results go to out/<settings hash>/
     backend:str='dis',               # flow backend name (`mrdino.flow.BACKENDS`)
     tau_static:float=TAU_STATIC['kitti'], # corner threshold in pixels

@@ -147,7 +147,9 @@ def training_windows(
     return np.stack(wins), np.stack(labs), np.array(org)
 
 # %% ../nbs/04_stage1.ipynb 22
-from .dinosaur import Dinosaur, to_images, save_checkpoint, find_checkpoint, load_state, say, read_safetensors
+from .data import say
+from .encoder import read_safetensors
+from .dinosaur import Dinosaur, to_images, save_checkpoint, find_checkpoint, load_state
 
 
 @torch.no_grad()

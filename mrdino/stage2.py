@@ -12,8 +12,10 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from safetensors.torch import save_file
 
-from .data import progress_bar, input_identity, identity_digest
-from .dinosaur import build_encoder, map_reference_checkpoint, load_reference_weights, DinosaurConfig
+from .data import progress_bar, input_identity, identity_digest, say
+from .encoder import build_encoder
+from .dinosaur import DinosaurConfig
+from .reference import map_reference_checkpoint, load_reference_weights
 from .flow import BACKENDS, TAU_STATIC
 from .pseudolabels import pseudolabel, read_instances
 from .stage1 import instance_masks, match_masks, upsample_masks
@@ -100,8 +102,9 @@ def gated_labels(
     return torch.cat([bg, mk]).argmax(0).int().numpy()
 
 # %% ../nbs/05_stage2.ipynb 17
-from .dinosaur import (Dinosaur, say, write_checkpoint, find_checkpoint, load_state, load_dinosaur,
-                             read_safetensors, safetensors_header, weights_digest, checkpoint_candidates)
+from .encoder import read_safetensors, safetensors_header
+from .dinosaur import (Dinosaur, write_checkpoint, find_checkpoint, load_state, load_dinosaur,
+                             weights_digest, checkpoint_candidates)
 from .stage1 import encode_windows, append_csv
 
 @dataclass
@@ -421,12 +424,13 @@ def load_trained(
             f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
     return model, h, desc
 
-# %% ../nbs/05_stage2.ipynb 41
+# %% ../nbs/05_stage2.ipynb 37
 import hashlib, contextlib
 from .data import atomic_write
 from .worlds import WORLDS, world_size
 from .readers import read_source
-from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur, FILTERBANK_ARCH
+from .encoder import FILTERBANK_ARCH
+from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur
 from .stage1 import STAGE1_PRESETS, training_windows, train_stage1
 
 EVAL_PROTOCOL = dict(kitti='kitti', tri_pd='tri_pd', movi_e='movi_e', synthetic='synthetic')
@@ -452,7 +456,7 @@ def _check_weight_file(name:str, path:str):
     if not (st or head[:4] == b'PK\x03\x04' or head[:1] == b'\x80'):
         raise ValueError(f"{name}={path!r} is not a weight file (expected .safetensors or a torch .pth/.pt checkpoint)")
 
-# %% ../nbs/05_stage2.ipynb 42
+# %% ../nbs/05_stage2.ipynb 38
 PRESET_THREADS = dict(synthetic=1)   # torch CPU threads per preset (others: torch's default, one per core)
 
 @dataclass
@@ -472,7 +476,7 @@ class MainJob:
     seed:int=0                      # seeds training (init, data order) and slot noise
     progress:bool=True              # tqdm bars
     workers:int=1                   # pseudo-label worker processes (the training videos are spread over them)
-    world:str='objects'             # synthetic world of 'synthetic:N' data (`mrdino.data.WORLDS`): 'objects' or 'street'
+    world:str='objects'             # synthetic world of 'synthetic:N' data (`mrdino.worlds.WORLDS`): 'objects' or 'street'
     threads:int=0                   # torch CPU threads of every step; 0 = the preset's (synthetic: 1, see below; others: torch's default)
 
     def __post_init__(self):

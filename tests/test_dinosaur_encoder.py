@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from mrdino.dinosaur import (DinosaurConfig, FrozenDinov2, build_encoder, build_vit,
-                             timm_to_hub_layout, IMAGENET_MEAN, IMAGENET_STD, STANDIN_TAG)
+from mrdino.dinosaur import DinosaurConfig
+from mrdino.encoder import (FrozenDinov2, build_encoder, build_vit,
+                            timm_to_hub_layout, IMAGENET_MEAN, IMAGENET_STD, STANDIN_TAG)
 
 TINY = dict(embed_dim=32, depth=2, num_heads=2)
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from mrdino.dinosaur import Dinosaur, DinosaurConfig, MLPDecoder, SlotAttention, sincos_pos_grid
+from mrdino.dinosaur import Dinosaur, DinosaurConfig, MLPDecoder, SlotAttention
+from mrdino.encoder import sincos_pos_grid
 
 
 pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py

@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mrdino.dinosaur import (DinosaurConfig, FeatureCache, FrameSet, build_encoder, cache_views, find_checkpoint,
+from mrdino.encoder import build_encoder
+from mrdino.dinosaur import (DinosaurConfig, FeatureCache, FrameSet, cache_views, find_checkpoint,
                              load_dinosaur, take_view, to_images, train_dinosaur)
 
 TINY = dict(crop=42, n_slots=3, slot_dim=8, decoder_hidden=16, batch_size=4, resize=(42, 126), cache_stride=14,

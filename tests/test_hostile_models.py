@@ -10,9 +10,9 @@ from safetensors.torch import load_file, save_file
 
 from mrdino.cli import main
 from mrdino.readers import write_png
-from mrdino.dinosaur import (Dinosaur, DinosaurConfig, FeatureCache, FrameSet, build_encoder, build_vit, cache_views,
-                             load_dinosaur, load_dinov2_weights, load_state, read_state_dict,
-                             save_checkpoint)
+from mrdino.encoder import build_encoder, build_vit, load_dinov2_weights, read_state_dict
+from mrdino.dinosaur import (Dinosaur, DinosaurConfig, FeatureCache, FrameSet, cache_views,
+                             load_dinosaur, load_state, save_checkpoint)
 from mrdino.stage2 import Stage2Config, load_head, load_reference_checkpoint, load_trained, train_stage2
 from mrdino.predict import resolve_model
 from test_dinosaur_train import frames

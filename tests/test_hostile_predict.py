@@ -12,7 +12,8 @@ import torch
 
 from mrdino.cli import main
 from mrdino.readers import read_source
-from mrdino.dinosaur import Dinosaur, DinosaurConfig, FILTERBANK_ARCH, save_checkpoint, load_dinosaur
+from mrdino.encoder import FILTERBANK_ARCH
+from mrdino.dinosaur import Dinosaur, DinosaurConfig, save_checkpoint, load_dinosaur
 from mrdino.predict import predict
 
 

@@ -355,7 +355,8 @@ def test_truncated_latest_checkpoint_falls_back(tmp_path, capsys):
 def test_feature_cache_space_checked_and_allocated(tmp_path, monkeypatch):
     import shutil
     import mrdino.dinosaur as dm
-    from mrdino.dinosaur import FeatureCache, FrameSet, build_encoder, cache_views, feature_caches
+    from mrdino.encoder import build_encoder
+    from mrdino.dinosaur import FeatureCache, FrameSet, cache_views, feature_caches
     cfg = _tiny()
     enc = build_encoder(cfg)
     fs = FrameSet(frames(), cfg.resize, cfg.crop)
