@@ -4,25 +4,21 @@
 
 # %% ../nbs/05_stage2.ipynb 2
 from __future__ import annotations
-import csv, json, math, re, shutil, time
-from dataclasses import dataclass, asdict, replace
+import json, math, time
+from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from safetensors.torch import save_file
 
-from .data import progress_bar, input_identity, identity_digest
-from .dinosaur import build_encoder, map_reference_checkpoint, load_reference_weights, DinosaurConfig
-from .flow import BACKENDS, TAU_STATIC
-from .pseudolabels import pseudolabel, read_instances
+from .data import progress_bar
+from .dinosaur import map_reference_checkpoint, load_reference_weights, DinosaurConfig
 from .stage1 import instance_masks, match_masks, upsample_masks
 
 # %% auto 0
-__all__ = ['STAGE2_PRESETS', 'EVAL_PROTOCOL', 'VARIANTS', 'WORLD_ENCODERS', 'PRESET_THREADS', 'SlotDeactivation', 'stage2_loss',
-           'gated_labels', 'Stage2Config', 'slots_and_masks', 'base_record', 'head_base', 'load_head', 'train_stage2',
-           'segment_windows', 'predict_frame', 'evaluate_model', 'load_reference_checkpoint', 'pair_checkpoints',
-           'load_pair', 'load_trained', 'MainJob']
+__all__ = ['STAGE2_PRESETS', 'SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config', 'slots_and_masks', 'base_record',
+           'head_base', 'load_head', 'train_stage2', 'segment_windows', 'predict_frame', 'load_reference_checkpoint']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -100,8 +96,8 @@ def gated_labels(
     return torch.cat([bg, mk]).argmax(0).int().numpy()
 
 # %% ../nbs/05_stage2.ipynb 17
-from .dinosaur import (Dinosaur, say, write_checkpoint, find_checkpoint, load_state, load_dinosaur,
-                             read_safetensors, safetensors_header, weights_digest, checkpoint_candidates)
+from .dinosaur import (Dinosaur, say, write_checkpoint, find_checkpoint, load_state, read_safetensors,
+                             safetensors_header, weights_digest)
 from .stage1 import encode_windows, append_csv
 
 @dataclass
@@ -164,6 +160,9 @@ def head_base(
     md = safetensors_header(path).get('__metadata__') or {}
     if 'mrdino.base_digest' not in md: return None
     return dict(digest=md['mrdino.base_digest'], step=md.get('mrdino.base_step'), path=md.get('mrdino.base_path'))
+
+def _describe_base(rec:dict)->str:
+    return f"weights hash {rec['digest']}" + (f", {rec['path']}" if rec.get('path') else '') + (f", step {rec['step']}" if rec.get('step') else '')
 
 def load_head(path:str|Path, device='cpu')->tuple:
     "(SlotDeactivation, Stage2Config) from a stage-2 run folder or checkpoint folder."
@@ -284,48 +283,7 @@ def predict_frame(
         check_outputs('λ (stage-2 head)', lam); lam = lam.cpu().numpy()
     return segment_windows(wp, lam, thr, merge_thr, mode), lam
 
-# %% ../nbs/05_stage2.ipynb 23
-from .metrics import score_pair, evaluate_masks, contingency, segment_iou
-
-def evaluate_model(
-    model:Dinosaur|str|Path,        # model to evaluate, or anything `load_trained` loads (run folder, reference .ckpt)
-    videos:list,                    # sequences with `gt` (synthetic videos also give parked/moving recall)
-    head:SlotDeactivation|None=None, # stage-2 MLP; None: all slots count (baseline)
-    protocol:str='synthetic',       # `mrdino.metrics.PROTOCOLS` key
-    every:int=5,                    # evaluate every `every`-th frame
-    seed:int=0,                     # slot noise seed
-    thr:float=0.5,                  # λ threshold
-    progress:bool=False,            # tqdm bar
-    encoder_weights:str|None=None,  # DINOv2 file when `model` is a path (`load_trained`)
-)->dict:                            # metrics (fractions) + recall_parked, recall_moving, frames
-    "Segment GT-annotated frames and score them (F1@50, AP50, AR50, all-ARI, fg-ARI, parked/moving recall)."
-    if isinstance(model, (str, Path)):
-        model, h, desc = load_trained(model, encoder_weights=encoder_weights)
-        head = head if head is not None else h
-        say(f"evaluating {desc}", name='stage2')
-    preds, gts, ns, found = [], [], [], dict(parked=[0, 0], moving=[0, 0])
-    items = [(v, t) for v in videos for t in range(0, len(v), every)]
-    for v, t in progress_bar(items, desc='evaluate', disable=not progress):
-        f = v[t]
-        try: lab, _ = predict_frame(model, f.image, head, thr, seed, protocol=protocol)
-        except NonFiniteOutputError as e: raise NonFiniteOutputError(f"{v.name} frame {t}: {e}") from None
-        sp = score_pair(lab, f.gt, protocol)
-        preds.append(sp.pred); gts.append(sp.gt); ns.append(sp.n_gt_objects)
-        if hasattr(v, 'parked'):
-            pid, gid, table = contingency(sp.pred, sp.gt)
-            iou = segment_iou(table)                                        # (pred ids, gt ids), 0 included
-            best = iou[pid != 0].max(0) if (pid != 0).any() else np.zeros(len(gid))
-            for j, g in enumerate(gid):
-                if g == 0: continue
-                kind = 'parked' if v.parked[g - 1] else 'moving'
-                found[kind][0] += int(best[j] > 0.5); found[kind][1] += 1
-    res = evaluate_masks(preds, gts, n_gt_objects=ns)
-    for k, (a, b) in found.items():
-        if b: res[f'recall_{k}'] = a / b
-    res['frames'] = len(preds)
-    return res
-
-# %% ../nbs/05_stage2.ipynb 25
+# %% ../nbs/05_stage2.ipynb 22
 def load_reference_checkpoint(
     path:str|Path,                    # .ckpt of the reference release (DINOSAUR, stage 1 or stage 2)
     cfg:DinosaurConfig|str='kitti',   # preset name or config: supplies n_slots, sa_iters, crop, encoder (what the weights do not say); 'auto': the preset with the checkpoint's patch count
@@ -338,358 +296,3 @@ def load_reference_checkpoint(
     head = SlotDeactivation(ref.model.cfg.slot_dim, *ref.head_size) if ref.head_size else None   # width and depth from its weights
     model = load_reference_weights(ref, head)
     return model.to(device).eval(), (head.to(device).eval() if head is not None else None)
-
-# %% ../nbs/05_stage2.ipynb 26
-def _describe_base(rec:dict)->str:
-    return f"weights hash {rec['digest']}" + (f", {rec['path']}" if rec.get('path') else '') + (f", step {rec['step']}" if rec.get('step') else '')
-
-def pair_checkpoints(
-    model_path:str|Path,  # DINOSAUR / stage-1 run folder (or one of its checkpoint folders)
-    head_path:str|Path,   # stage-2 run folder (or one of its checkpoint folders)
-)->tuple:                 # (model checkpoint folder, head checkpoint folder, '' or one line on what was skipped or is unverified)
-    "The newest intact model and head checkpoints where the head was trained on that model (the weights hash it records)."
-    ms, hs = checkpoint_candidates(model_path), checkpoint_candidates(head_path, 'head.safetensors')
-    if not ms: raise FileNotFoundError(f"no DINOSAUR checkpoint in {model_path} (expected model.safetensors or ckpt/step_*)")
-    if not hs: raise FileNotFoundError(f"no stage-2 checkpoint in {head_path} (expected head.safetensors or ckpt/step_*)")
-    damaged = '; '.join(bad for _, bad in ms + hs if bad)
-    models, heads = [ck for ck, bad in ms if not bad], [ck for ck, bad in hs if not bad]
-    fix = f"restore the damaged file, or train again (delete {Path(model_path)} and {Path(head_path)} or use new folders)"
-    if not models or not heads: raise ValueError(f"no intact {'model' if not models else 'stage-2'} checkpoint: {damaged}: {fix}")
-    digests = {}
-    def digest(ck):
-        if ck not in digests: digests[ck] = weights_digest(read_safetensors(ck / 'model.safetensors'))
-        return digests[ck]
-    for hk in heads:                                   # newest first
-        rec = head_base(hk / 'head.safetensors')
-        if rec is None:                                # saved before heads recorded their model
-            if models[0] != ms[0][0]:
-                raise ValueError(f"{damaged}; the head {hk} does not record which model it was trained on (saved by an older mrdino), "
-                                 f"so the older model checkpoint {models[0]} cannot be checked against it: {fix}")
-            return models[0], hk, (f"pairing unverified: the head {hk} was saved by an older mrdino that did not record its model; "
-                                   f"using the newest model checkpoint {models[0]}" + (f" ({damaged})" if damaged else ''))
-        mk = next((m for m in models if digest(m) == rec['digest']), None)
-        if mk is not None:
-            return mk, hk, (f"{damaged}: using model {mk} with the head {hk}, which was trained on it" if damaged else '')
-    rec = head_base(heads[0] / 'head.safetensors')
-    raise ValueError(f"no intact model checkpoint in {model_path} is the one the stage-2 head {heads[0]} was trained on "
-                     f"({_describe_base(rec)})" + (f"; damaged: {damaged}" if damaged else '') + f": {fix}")
-
-def load_pair(
-    model_path:str|Path,            # DINOSAUR / stage-1 run folder
-    head_path:str|Path,             # stage-2 run folder trained on it
-    encoder_weights:str|None=None,  # DINOv2 weight file overriding the one the model names
-    device='cpu',
-    encoder=None,                   # an already built encoder
-)->tuple:                           # (Dinosaur, SlotDeactivation, 'model <ckpt> (step N) + stage-2 head <ckpt> (step M)')
-    "Load a model and a stage-2 head that belong together (`pair_checkpoints`), saying in one line any fallback."
-    mk, hk, note = pair_checkpoints(model_path, head_path)
-    if note: say(note, name='stage2')
-    model, head = load_dinosaur(mk, encoder_weights, encoder, device=device), load_head(hk, device)[0]
-    step = lambda ck: json.loads((ck / 'config.json').read_text()).get('step')
-    return model, head, f"model {mk} (step {step(mk)}) + stage-2 head {hk} (step {step(hk)})"
-
-def load_trained(
-    path:str|Path,                  # mrdino DINOSAUR / stage-1 run or checkpoint folder, or a reference release .ckpt (any stage)
-    head:str|Path|None=None,        # mrdino stage-2 run folder: the slot-deactivation head
-    encoder_weights:str|None=None,  # DINOv2 weight file: overrides the one a run names; for a .ckpt instead of its own encoder
-    preset='auto',                  # reference .ckpt: preset name or DinosaurConfig for what its weights do not say; 'auto': by patch count
-    device='cpu',
-)->tuple:                           # (Dinosaur, SlotDeactivation or None, one-line description of model + encoder)
-    "Load any trained model: an mrdino run (plus an optional stage-2 run) or a checkpoint of the reference release."
-    p = Path(path)
-    if p.is_file():
-        model, h = load_reference_checkpoint(p, preset, encoder_weights=encoder_weights, device=device)
-        if head is not None and h is not None:
-            raise ValueError(f"{p} has its own stage-2 head (object_decoder.slot_decoder); do not pass a head as well")
-        what = f"reference checkpoint {p.name} ({'MR-DINOSAUR, its stage-2 head' if h is not None else 'DINOSAUR / stage 1, no head'})"
-        if head is not None:
-            hk = find_checkpoint(head, 'head.safetensors')
-            if hk is None: raise FileNotFoundError(f"no stage-2 checkpoint in {head} (expected head.safetensors or ckpt/step_*)")
-            rec, h = head_base(hk / 'head.safetensors'), load_head(hk, device)[0]
-            if rec is None: say(f"pairing unverified: the head {hk} was saved by an older mrdino that did not record its model", name='stage2')
-            elif rec['digest'] != weights_digest(model.trainable_state_dict()):
-                raise ValueError(f"the stage-2 head {hk} was trained on another model ({_describe_base(rec)}), not on {p}: pass the model it was trained on")
-            what += f" + stage-2 head {hk}"
-    elif head is not None:
-        model, h, pair = load_pair(p, head, encoder_weights, device)
-        what = f"mrdino {pair}"
-    else:
-        model, h = load_dinosaur(p, encoder_weights, device=device), None
-        what = f"mrdino run {p}"
-    c = model.cfg
-    desc = (f"{what}: {c.n_slots} slots x {c.slot_dim}, {c.crop}-px windows, "
-            f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
-    return model, h, desc
-
-# %% ../nbs/05_stage2.ipynb 41
-import hashlib, contextlib
-from .data import read_source, atomic_write, WORLDS, world_size
-from .dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur, FILTERBANK_ARCH
-from .stage1 import STAGE1_PRESETS, training_windows, train_stage1
-
-EVAL_PROTOCOL = dict(kitti='kitti', tri_pd='tri_pd', movi_e='movi_e', synthetic='synthetic')
-VARIANTS = dict(                              # rows of Tab. 3a: (model step, stage-2 head step or None)
-    dinosaur=('dinosaur', None), stage1=('stage1', None), stage2=('stage1', 'stage2'),
-    only_stage2=('dinosaur', 'only_stage2'), no_drop_loss=('stage1', 'no_drop_loss'))
-
-WORLD_ENCODERS = dict(                         # the synthetic preset's default stand-in encoder per world
-    objects=dict(encoder_weights='filterbank', encoder_arch=FILTERBANK_ARCH),   # weight-free filter bank + positions
-    street={})                                # the preset's: random-init tiny ViT + sin-cos positions
-
-def _digest(d:dict)->str: return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-def _write_json(path:Path, obj): atomic_write(path, json.dumps(obj, indent=1, default=str))
-
-def _check_weight_file(name:str, path:str):
-    "Raise naming the parameter unless `path` is a weight file: safetensors, a torch zip archive or a legacy torch pickle."
-    p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"{name}={path!r} does not exist or is not a file")
-    with open(p, 'rb') as f: head = f.read(16)
-    n = int.from_bytes(head[:8], 'little') if len(head) >= 9 else 0
-    st = len(head) >= 9 and head[8:9] == b'{' and 0 < n < p.stat().st_size      # safetensors: 8-byte header length, JSON
-    if not (st or head[:4] == b'PK\x03\x04' or head[:1] == b'\x80'):
-        raise ValueError(f"{name}={path!r} is not a weight file (expected .safetensors or a torch .pth/.pt checkpoint)")
-
-# %% ../nbs/05_stage2.ipynb 42
-PRESET_THREADS = dict(synthetic=1)   # torch CPU threads per preset (others: torch's default, one per core)
-
-@dataclass
-class MainJob:
-    "The whole MR-DINOSAUR pipeline on one dataset; each step reuses its finished output (see `done.json`)."
-    preset:str='synthetic'          # 'synthetic', 'kitti', 'tri_pd', 'movi_e'
-    data:str='synthetic:6'          # training videos: any source `read_source` opens, or 'synthetic:N'
-    eval_data:str='synthetic-eval:4' # annotated evaluation data, or 'synthetic-eval:N' (held-out seeds 1000+)
-    encoder_weights:str=''          # DINOv2 weight file; '' = the preset's (synthetic: the labelled stand-in encoder)
-    device:str='auto'               # 'auto', 'cpu', 'cuda', 'cuda:1'
-    out_dir:str='runs/demo'         # everything is written here
-    flow_backend:str='dis'          # `mrdino.flow` backend for pseudo-labels
-    baseline_steps:int=0            # DINOSAUR steps; 0 = preset
-    stage1_epochs:int=0             # 0 = preset
-    stage2_epochs:int=0             # 0 = preset
-    eval_every:int=5                # evaluate every n-th annotated frame (1 = all)
-    seed:int=0                      # seeds training (init, data order) and slot noise
-    progress:bool=True              # tqdm bars
-    workers:int=1                   # pseudo-label worker processes (the training videos are spread over them)
-    world:str='objects'             # synthetic world of 'synthetic:N' data (`mrdino.data.WORLDS`): 'objects' or 'street'
-    threads:int=0                   # torch CPU threads of every step; 0 = the preset's (synthetic: 1, see below; others: torch's default)
-
-    def __post_init__(self):
-        "Check every parameter (one line naming it, its value and what is allowed) before any long step."
-        if self.preset not in EVAL_PROTOCOL: raise ValueError(f"unknown preset {self.preset!r}: choose one of {sorted(EVAL_PROTOCOL)}")
-        def integer(name, lo, note):
-            v = getattr(self, name)
-            ok = not isinstance(v, bool) and (isinstance(v, (int, np.integer)) or (isinstance(v, float) and math.isfinite(v) and v.is_integer()))
-            if not ok or int(v) < lo: raise ValueError(f"{name}={v!r}: must be an integer >= {lo} ({note})")
-            setattr(self, name, int(v))
-        integer('workers', 1, '1 = one process')
-        for name in ('baseline_steps', 'stage1_epochs', 'stage2_epochs'): integer(name, 0, '0 = the preset')
-        integer('eval_every', 1, '1 = every annotated frame')
-        integer('seed', 0, 'seeds training and slot noise')
-        integer('threads', 0, "torch CPU threads; 0 = the preset's")
-        if not self.threads: self.threads = PRESET_THREADS.get(self.preset, 0)
-        if not isinstance(self.progress, bool): raise ValueError(f"progress={self.progress!r}: must be True or False")
-        if self.flow_backend not in BACKENDS: raise ValueError(f"flow_backend={self.flow_backend!r}: choose one of {', '.join(BACKENDS)}")
-        if not isinstance(self.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
-            raise ValueError(f"device={self.device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
-        for name in ('data', 'eval_data', 'encoder_weights', 'out_dir'):
-            if not isinstance(getattr(self, name), str): raise ValueError(f"{name}={getattr(self, name)!r}: must be a text (a path)")
-        if self.encoder_weights: _check_weight_file('encoder_weights', self.encoder_weights)
-        for name in ('data', 'eval_data'):
-            v = getattr(self, name)
-            kind, colon, n = v.partition(':')
-            if self._synthetic(name):
-                if colon and not n.isdecimal(): raise ValueError(f"{name}={v!r}: '{kind}:N' takes a whole number N of videos (>= 1)")
-                if colon and int(n) < 1: raise ValueError(f"{name}={v!r} has no videos: '{kind}:N' needs N >= 1")
-            elif not Path(v).exists():
-                raise FileNotFoundError(f"{name}={v!r} does not exist: give a video, a folder of frames, a dataset root, or 'synthetic:N'")
-        if self.preset != 'synthetic' and not self.encoder_weights:
-            raise ValueError(f"preset {self.preset!r} needs DINOv2 weights: pass encoder_weights=<dinov2_vitb14_pretrain.pth or model.safetensors>")
-        if self.world not in WORLDS: raise ValueError(f"world={self.world!r}: choose one of {WORLDS}")
-        if self.device == 'auto': self.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        if self.device.startswith('cuda') and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available here (torch {torch.__version__}): use device='cpu'")
-        if ':' in self.device and int(self.device.split(':')[1]) >= torch.cuda.device_count():
-            raise ValueError(f"device={self.device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-        self.out = Path(self.out_dir)                # made by the first step that writes: a refused job leaves nothing behind
-        over = dict(seed=self.seed, **({'encoder_weights': self.encoder_weights} if self.encoder_weights else {}))
-        if self.baseline_steps: over['steps'] = self.baseline_steps
-        if self.preset == 'synthetic' and not self.encoder_weights: over.update(WORLD_ENCODERS[self.world])
-        self.dcfg = DinosaurConfig.preset(self.preset, **over)
-        self.s1cfg = replace(STAGE1_PRESETS[self.preset], seed=self.seed, **({'epochs': self.stage1_epochs} if self.stage1_epochs else {}))
-        self.s2cfg = replace(STAGE2_PRESETS[self.preset], seed=self.seed, **({'epochs': self.stage2_epochs} if self.stage2_epochs else {}))
-        self._cache = {}
-        if self._synthetic('data') and world_size(self.world) != tuple(self.dcfg.resize):   # pixel settings follow the size
-            raise ValueError(f"world {self.world!r} is {world_size(self.world)}, preset {self.preset!r} is made for "
-                             f"{tuple(self.dcfg.resize)}: use preset 'synthetic' with generated worlds")
-        self._check_data()
-
-    def _check_data(self):
-        "Refuse training data without two consecutive frames and evaluation data without ground truth, before any step."
-        def opened(name):
-            try: return self.videos() if name == 'data' else self.eval_videos()
-            except (FileNotFoundError, ValueError) as e: raise type(e)(f"{name}={getattr(self, name)!r}: {e}") from None
-        if not self._synthetic('data') and not any(len(s) >= 2 for s in opened('data')):
-            raise ValueError(f"data={self.data!r} has no sequence of two or more frames: pseudo-labels need consecutive frames")
-        if self._synthetic('eval_data'): return                            # generated videos always carry their ground truth
-        seqs = [s for s in opened('eval_data') if len(s)]
-        if not seqs: raise ValueError(f"eval_data={self.eval_data!r} has no frames: evaluation needs annotated frames")
-        bare = [s.name for s in seqs if s[0].gt is None]
-        if bare: raise ValueError(f"eval_data={self.eval_data!r}: {len(bare)} of {len(seqs)} sequence(s) have no ground-truth "
-                                  f"instance maps (first: {bare[0]}); give annotated data (KITTI 2015, TRI-PD test, MOVi-E, mrdino synth)")
-
-    def _synthetic(self, name:str)->bool: return str(getattr(self, name)).split(':')[0] in ('synthetic', 'synthetic-eval')
-
-    def _world(self, name:str)->dict:
-        "`read_source` arguments and step settings of `data` or `eval_data`: the world, for generated videos."
-        return dict(world=self.world) if self._synthetic(name) else {}
-
-    def videos(self)->list:
-        "Training videos."
-        if 'videos' not in self._cache: self._cache['videos'] = read_source(self.data, **self._world('data'))
-        return self._cache['videos']
-
-    def eval_videos(self)->list:
-        "Annotated evaluation sequences (synthetic: held-out seeds)."
-        if 'eval' not in self._cache: self._cache['eval'] = read_source(self.eval_data, **self._world('eval_data'))
-        return self._cache['eval']
-
-    def _step(self, name:str, settings:dict, fn, inputs:dict|None=None):
-        "Run `fn(folder)` unless `folder/done.json` records the same settings and inputs; return its summary."
-        d = self.out / name
-        done = d / 'done.json'
-        inputs = json.loads(json.dumps(inputs, default=str)) if inputs is not None else None
-        if done.exists():
-            rec = json.loads(done.read_text())
-            if rec.get('settings') == json.loads(json.dumps(settings, default=str)) and rec.get('inputs') == inputs:
-                say(f"{name}: reusing finished step in {d}", name='main'); return rec['summary']
-        if inputs is not None:                     # what the folder holds was made from other inputs: never resume from it
-            f = d / 'inputs.json'
-            old = json.loads(f.read_text()) if f.exists() else None
-            if old != inputs and d.exists() and any(d.iterdir()):
-                what = 'no record of its inputs' if old is None else ', '.join(k for k in {**old, **inputs} if old.get(k) != inputs.get(k))
-                say(f"{name}: {d} was made from other inputs (changed: {what}); removing it and redoing the step", name='main')
-                shutil.rmtree(d)
-            _write_json(f, inputs)
-        t0 = time.time()
-        with self._threads():
-            summary = fn(d)
-            summary['torch_threads'] = torch.get_num_threads()
-        summary['wall_s'] = round(time.time() - t0, 1)
-        _write_json(done, dict(settings=settings, inputs=inputs, summary=summary))
-        return summary
-
-    @contextlib.contextmanager
-    def _threads(self):
-        "Run a step on `threads` torch CPU threads (0: as they are), then restore the caller's setting."
-        n = torch.get_num_threads()
-        if self.threads: torch.set_num_threads(self.threads)
-        try: yield
-        finally: torch.set_num_threads(n)
-
-    def data_identity(self, which:str='data')->dict|str:
-        "Identity of the training ('data') or evaluation ('eval_data') source: the generated source and its world, else {sequence: hash of its files}."
-        src = str(getattr(self, which))
-        if src.startswith('synthetic'): return dict(source=src, **self._world(which))   # generated from fixed seeds: the world decides
-        if 'id_' + which not in self._cache:
-            seqs = self.videos() if which == 'data' else self.eval_videos()
-            self._cache['id_' + which] = {s.name: identity_digest(input_identity(s)) for s in seqs}
-        return self._cache['id_' + which]
-
-    def encoder(self):
-        "The frozen encoder, built once per job."
-        if 'encoder' not in self._cache: self._cache['encoder'] = build_encoder(self.dcfg)
-        return self._cache['encoder']
-
-    def pseudo_labels(self)->dict:
-        "Step 1: flow → quasi-static retrieval → instance pseudo-labels on the training videos (`mrdino.pseudolabels`)."
-        tau = TAU_STATIC[self.preset]
-        settings = dict(data=self.data, **self._world('data'), backend=self.flow_backend, tau_static=tau,   # workers do not change the labels
-                        inputs=self.data_identity())  # changed sequences are relabelled by `pseudolabel` itself
-        return self._step('pseudolabels', settings, lambda d: pseudolabel(
-            self.videos(), d, backend=self.flow_backend, tau_static=tau, workers=self.workers, progress=self.progress))
-
-    def labelled_frames(self)->tuple:
-        "(frames, pseudo-label maps) of every retrieved frame with at least one instance."
-        if 'pseudo' not in self._cache:
-            root = self.out / 'pseudolabels' / Path(self.pseudo_labels()['out']).name   # this run's, also after it was moved
-            seqs = {s.name: s for s in self.videos()}
-            frames, labels = [], []
-            with open(root / 'index.csv') as f:
-                for r in csv.DictReader(f):
-                    if r['verdict'] == 'labelled' and int(r['instances'] or 0) > 0:
-                        frames.append(seqs[r['sequence']][int(r['frame'])].image); labels.append(read_instances(root / r['label']))
-            self._cache['pseudo'] = (frames, labels)
-        return self._cache['pseudo']
-
-    def windows(self)->tuple:
-        "Stage-1/2 training windows of the pseudo-labelled frames, and their features (computed once)."
-        if 'windows' not in self._cache:
-            frames, labels = self.labelled_frames()
-            w, l, _ = training_windows(frames, labels, self.s1cfg)
-            self._cache['windows'] = (w, l)
-        return self._cache['windows']
-
-    def _feats(self, model):
-        if 'feats' not in self._cache: self._cache['feats'] = encode_windows(model, self.windows()[0], progress=self.progress)
-        return self._cache['feats']
-
-    def model(self, name:str)->Dinosaur:
-        "Load the DINOSAUR of step `name` ('dinosaur' or 'stage1') with the job's encoder."
-        return load_dinosaur(self.out / name, encoder=self.encoder(), device=self.device)
-
-    def baseline(self)->dict:
-        "Step 2: DINOSAUR trained by feature reconstruction (frozen-feature cache)."
-        settings = dict(config=asdict(self.dcfg), data=self.data, **self._world('data'))
-        return self._step('dinosaur', settings, lambda d: train_dinosaur(
-            self.dcfg, self.videos(), d, device=self.device, progress=self.progress, encoder=self.encoder()),
-            inputs=dict(data=self.data_identity()))
-
-    def stage1(self)->dict:
-        "Step 3: slot attention refined on matched pseudo masks."
-        self.baseline()
-        w, l = self.windows()
-        settings = dict(stage1=asdict(self.s1cfg), baseline=self._done('dinosaur'), windows=len(w))
-        def run(d):
-            m = self.model('dinosaur')
-            return train_stage1(m, w, l, self.s1cfg, d, device=self.device, progress=self.progress, feats=self._feats(m))
-        return self._step('stage1', settings, run, inputs=dict(baseline=self._done('dinosaur'), labels=self._done('pseudolabels')))
-
-    def stage2(self, name:str='stage2', base:str='stage1', tau_drop:float|None=None)->dict:
-        "Step 4: the slot-deactivation MLP on the frozen `base` model ('stage1', or 'dinosaur' for only-stage-2)."
-        (self.stage1 if base == 'stage1' else self.baseline)()
-        w, l = self.windows()
-        cfg = self.s2cfg if tau_drop is None else replace(self.s2cfg, tau_drop=tau_drop)
-        settings = dict(stage2=asdict(cfg), base=self._done(base), windows=len(w))
-        def run(d):
-            m = self.model(base)
-            return train_stage2(m, w, l, cfg, d, device=self.device, progress=self.progress, feats=self._feats(m))
-        return self._step(name, settings, run, inputs=dict(base=self._done(base), labels=self._done('pseudolabels')))
-
-    def _done(self, name:str)->dict:
-        return json.loads((self.out / name / 'done.json').read_text())['summary']
-
-    def variant(self, v:str)->tuple:
-        "(model, head or None) of a Tab. 3a row."
-        base, head = VARIANTS[v]
-        if not head: return self.model(base), None
-        return load_pair(self.out / base, self.out / head, encoder=self.encoder(), device=self.device)[:2]   # the head with the model it was trained on
-
-    def train_all(self):
-        "Every training step, in order."
-        self.pseudo_labels(); self.baseline(); self.stage1()
-        self.stage2('stage2', 'stage1'); self.stage2('only_stage2', 'dinosaur'); self.stage2('no_drop_loss', 'stage1', float('inf'))
-
-    def evaluate(self)->dict:
-        "Step 5: Tab. 3a on the evaluation data; writes `<out_dir>/results.json`."
-        self.train_all()
-        res = {}
-        for v in VARIANTS:
-            settings = dict(eval_data=self.eval_data, **self._world('eval_data'), eval_inputs=self.data_identity('eval_data'), every=self.eval_every, seed=self.seed, protocol=EVAL_PROTOCOL[self.preset],
-                            trained={p: self._done(p) for p in VARIANTS[v] if p})
-            def run(d, v=v):
-                model, head = self.variant(v)
-                return evaluate_model(model, self.eval_videos(), head, EVAL_PROTOCOL[self.preset], self.eval_every,
-                                      self.seed, progress=self.progress)
-            res[v] = dict(self._step(f'eval/{v}', settings, run), encoder=self.encoder().description)
-        _write_json(self.out / 'results.json', res)
-        return res

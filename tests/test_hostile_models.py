@@ -13,8 +13,8 @@ from mrdino.data import write_png
 from mrdino.dinosaur import (Dinosaur, DinosaurConfig, FeatureCache, FrameSet, build_encoder, build_vit, cache_views,
                              load_dinosaur, load_dinov2_weights, load_state, read_state_dict,
                              save_checkpoint)
-from mrdino.stage2 import Stage2Config, load_head, load_reference_checkpoint, load_trained, train_stage2
-from mrdino.predict import resolve_model
+from mrdino.stage2 import Stage2Config, load_head, load_reference_checkpoint, train_stage2
+from mrdino.pipeline import load_trained, resolve_model
 from test_dinosaur_train import frames
 from test_reference_ckpt import ref_state_dict, save_ckpt
 

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from mrdino.dinosaur import (DinosaurConfig, build_encoder, reference_windows,
                              IMAGENET_MEAN, IMAGENET_STD)
-from mrdino.stage2 import load_reference_checkpoint, load_trained
+from mrdino.stage2 import load_reference_checkpoint
+from mrdino.pipeline import load_trained
 from test_dinosaur_encoder import random_hub_state_dict   # the same random torch.hub layout
 
 pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
