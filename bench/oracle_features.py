@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from mrdino.encoder import sincos_pos_grid
 from mrdino.dinosaur import DinosaurConfig, cache_views, window_layout
 from mrdino.stage1 import STAGE1_PRESETS, window_offsets
-from mrdino.stage2 import MainJob
+from mrdino.pipeline import MainJob
 
 KINDS = dict(car=1, pedestrian=2, cyclist=3)      # 0 = background
 

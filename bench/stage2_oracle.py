@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from mrdino.stage1 import upsample_masks, match_masks, stage1_loss
-from mrdino.stage2 import MainJob, EVAL_PROTOCOL, segment_windows
+from mrdino.stage2 import segment_windows
+from mrdino.pipeline import MainJob
 from mrdino.dinosaur import predict_windows, join_windows, load_dinosaur
 from mrdino.metrics import score_pair, evaluate_masks, get_protocol, gt_objects, nearest_resize
 
@@ -126,7 +127,7 @@ def main():
     torch.manual_seed(0)
     job = job_of(a.run)
     every = a.every or job.eval_every
-    proto = get_protocol(EVAL_PROTOCOL[job.preset])
+    proto = get_protocol(job.preset)                          # each preset is scored under the protocol of its name
     print(f"{'model':9s} {'slots':37s} {'F1@50':>6s} {'AP50':>6s} {'AR50':>6s}")
     for step in ('dinosaur', 'stage1'):
         if not (job.out / step / 'done.json').exists(): continue

@@ -76,7 +76,8 @@ def _evaluate(a):
     "Segment an annotated dataset with a trained model and score it under a protocol."
     from mrdino.data import progress_bar, summarize_skipped
     from mrdino.readers import read_source
-    from mrdino.stage2 import load_trained, predict_frame, NonFiniteOutputError
+    from mrdino.pipeline import load_trained
+    from mrdino.stage2 import predict_frame, NonFiniteOutputError
     from mrdino.metrics import evaluate_predictions
     model, head, desc = load_trained(a.checkpoint, a.head, a.encoder_weights, device=a.device)   # a run folder or a reference .ckpt
     print(f"evaluating {desc}")
@@ -91,7 +92,7 @@ def _evaluate(a):
             names.append(f"{s.name.replace('/', '_')}_{f.index:06d}"); ims.append(f.image)
     if not preds: raise ValueError(f"no annotated frames in {a.data}: evaluation needs ground-truth instance maps")
     from mrdino.dinosaur import find_checkpoint
-    from mrdino.stage2 import pair_checkpoints
+    from mrdino.pipeline import pair_checkpoints
     ck = Path(a.checkpoint)
     if a.head and not ck.is_file(): mk, hk = pair_checkpoints(ck, a.head)[:2]      # the pair load_trained loaded (after any fallback)
     else: mk, hk = (ck.resolve() if ck.is_file() else find_checkpoint(ck)), (find_checkpoint(a.head, 'head.safetensors') if a.head else None)
@@ -314,7 +315,7 @@ def run_demo(
 )->dict:                      # the contents of results.json
     "Check the parameters, then run the main-job notebook with papermill on the embedded synthetic default (or the given parameters)."
     import papermill as pm
-    from mrdino.stage2 import MainJob   # (torch) imported when the demo runs, so that `mrdino --help` answers at once
+    from mrdino.pipeline import MainJob   # (torch) imported when the demo runs, so that `mrdino --help` answers at once
     if 'out_dir' in params: raise ValueError(f"out_dir is the output folder, given by --out (run_demo's `out`): drop -p out_dir {params['out_dir']}")
     known = set(MainJob.__dataclass_fields__) - {'out_dir', 'progress'}   # the notebook's parameters cell (and its own check)
     unknown = sorted(set(params) - known)           # papermill only warns about unknown names: a misspelling is an error here
@@ -324,7 +325,7 @@ def run_demo(
     nb = Path(__file__).resolve().parent.parent / 'nbs' / '05_stage2.ipynb'
     if not nb.exists():
         raise FileNotFoundError(f"{nb} not found: `mrdino demo` runs the notebook of a source checkout (pip install -e .); "
-                                "without one, use mrdino.stage2.MainJob(...).evaluate()")
+                                "without one, use mrdino.pipeline.MainJob(...).evaluate()")
     out.mkdir(parents=True, exist_ok=True)
     print(f"running {nb} -> {out / 'main.ipynb'}")
     try: pm.execute_notebook(str(nb), str(out / 'main.ipynb'), parameters=dict(out_dir=str(out), **params),

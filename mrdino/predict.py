@@ -15,72 +15,19 @@ from .data import (
     BadFrameError, _tmp_name, say)
 from .readers import read_source, VideoSequence
 from .dinosaur import (
-    load_dinosaur, find_checkpoint, checkpoint_candidates, preset_canvas, to_images, cut_windows, reference_windows,
+    preset_canvas, to_images, cut_windows, reference_windows,
     window_layout, check_outputs, _fast_paths, WindowPrediction, NonFiniteOutputError)
 from .metrics import PROTOCOLS
-from .stage2 import VARIANTS, load_pair, load_trained, segment_windows
+from .stage2 import segment_windows
+from .pipeline import resolve_model
 
 # %% auto 0
-__all__ = ['MP4_MAX_SIDE', 'resolve_model', 'canvas_size', 'frame_windows', 'segment_frames', 'instance_scores', 'rle_encode',
-           'rle_decode', 'coco_annotations', 'frame_name', 'iter_selected', 'source_identity', 'id_palette',
-           'overlay_frame', 'mp4_frame_size', 'mp4_frame', 'write_overlay_video', 'select_frames', 'predict',
-           'read_predictions', 'prediction_view']
+__all__ = ['MP4_MAX_SIDE', 'canvas_size', 'frame_windows', 'segment_frames', 'instance_scores', 'rle_encode', 'rle_decode',
+           'coco_annotations', 'frame_name', 'iter_selected', 'source_identity', 'id_palette', 'overlay_frame',
+           'mp4_frame_size', 'mp4_frame', 'write_overlay_video', 'select_frames', 'predict', 'read_predictions',
+           'prediction_view']
 
-# %% ../nbs/08_predict.ipynb 6
-def _ckpt_step(path:Path, weights:str)->str:
-    "'<checkpoint folder> (step N)' of a run folder."
-    ck = find_checkpoint(path, weights)
-    step = json.loads((ck / 'config.json').read_text()).get('step') if ck is not None else None
-    return f"{ck} (step {step})"
-
-def _stage2_base(run:Path)->Path:
-    "The model a stage-2 run was trained on: its done.json names it; else the main job's sibling folder."
-    done = run / 'done.json'
-    if done.exists():
-        ck = json.loads(done.read_text()).get('settings', {}).get('base', {}).get('checkpoint')
-        if ck and Path(ck).exists(): return Path(ck)
-    base = {h: b for b, h in VARIANTS.values() if h}.get(run.name)
-    if base and (run.parent / base / 'done.json').exists(): return run.parent / base
-    raise FileNotFoundError(f"{run} is a stage-2 run but no done.json names its base model and no sibling step folder "
-                            f"holds it: pass the main-job folder ({run.parent}) instead")
-
-def resolve_model(
-    path:str|Path,                # main-job folder, stage-2 run folder, DINOSAUR / stage-1 run folder, or a reference .ckpt
-    encoder_weights:str|None=None, # DINOv2 weight file overriding the one the checkpoint names
-    device:str='cpu',             # where the model runs
-    variant:str='stage2',         # main-job folder only: the Tab. 3a row (`mrdino.stage2.VARIANTS`)
-)->tuple:                         # (Dinosaur, SlotDeactivation or None, description)
-    "Load the model (and stage-2 head) a path holds, and say which."
-    p = Path(path)
-    if p.is_file():                                                               # the authors' release .ckpt
-        return load_trained(p, encoder_weights=encoder_weights, device=device)
-    if not p.exists(): raise FileNotFoundError(f"model {p} does not exist: pass a main-job folder (mrdino demo --out) or a stage-2 run folder")
-    if encoder_weights and not Path(encoder_weights).exists(): raise FileNotFoundError(f"encoder weights {encoder_weights} do not exist")
-    V = VARIANTS
-    if any((p / s / 'done.json').exists() for s in ('dinosaur', 'stage1')):      # main-job folder
-        if variant not in V: raise ValueError(f"variant {variant!r}: choose one of {sorted(V)}")
-        base, hd = V[variant]
-        for s in (base, hd):
-            if s and not (p / s / 'done.json').exists():
-                raise FileNotFoundError(f"{p} has no finished step {s!r} ({p / s / 'done.json'} is missing): finish the "
-                                        f"main job (mrdino demo --out {p}) or choose another variant")
-        if hd: model, head, pair = load_pair(p / base, p / hd, encoder_weights, device)   # a head only with the model it was trained on
-        else: model, head, pair = load_dinosaur(p / base, encoder_weights, device=device), None, f"model {_ckpt_step(p / base, 'model.safetensors')}"
-        what = f"{'MR-DINOSAUR' if variant == 'stage2' else variant} from main job {p}: {pair}" + ('' if hd else ", every slot a segment (no stage-2 head)")
-    elif checkpoint_candidates(p, 'head.safetensors'):                            # stage-2 run folder
-        base = _stage2_base(p)
-        if base.parent.name == 'ckpt': base = base.parent.parent                  # its run: a damaged checkpoint may have an intact, matching one
-        model, head, pair = load_pair(base, p, encoder_weights, device)
-        what = f"MR-DINOSAUR: {pair}"
-    elif find_checkpoint(p) is not None:                                           # DINOSAUR / stage-1 run
-        model, head = load_dinosaur(p, encoder_weights, device=device), None
-        what = f"model {_ckpt_step(p, 'model.safetensors')}, every slot a segment (no stage-2 head)"
-    else:
-        raise FileNotFoundError(f"{p} holds no model: expected a main-job folder (with dinosaur/done.json), a stage-2 run "
-                                "folder (head.safetensors or ckpt/latest) or a DINOSAUR run folder (model.safetensors)")
-    return model, head, f"{what}; encoder: {model.encoder.description}"
-
-# %% ../nbs/08_predict.ipynb 8
+# %% ../nbs/08_predict.ipynb 7
 def canvas_size(
     cfg,                       # `DinosaurConfig` of the model
     h:int, w:int,              # frame size
@@ -93,7 +40,7 @@ def canvas_size(
     r = PROTOCOLS[resize].resize
     return tuple(r) if r else None
 
-# %% ../nbs/08_predict.ipynb 9
+# %% ../nbs/08_predict.ipynb 8
 def frame_windows(
     cfg,                       # `DinosaurConfig` of the model
     images:list,               # frames of one size, (h, w, 3) uint8 RGB
@@ -143,7 +90,7 @@ def segment_frames(
         res.append((segment_windows(wp, l, thr, merge_thr), l, lay))
     return res
 
-# %% ../nbs/08_predict.ipynb 11
+# %% ../nbs/08_predict.ipynb 10
 def instance_scores(
     labels:np.ndarray,         # (H, W) ids from `segment_frames` (0 = background, id = window·C + channel + 1)
     lam:np.ndarray|None,       # (nW, K) λ, or None (no head: score 1.0)
@@ -159,7 +106,7 @@ def instance_scores(
         out[int(i)] = 1.0 if lam is None else float(lam[w, j - n_bg])
     return out
 
-# %% ../nbs/08_predict.ipynb 13
+# %% ../nbs/08_predict.ipynb 12
 def rle_encode(
     mask:np.ndarray,   # (H, W) bool
 )->dict:               # {'size': [H, W], 'counts': str} (COCO compressed RLE)
@@ -195,7 +142,7 @@ def rle_decode(
     vals = np.arange(len(runs)) % 2 == 1
     return np.repeat(vals, runs).reshape(W, H).T
 
-# %% ../nbs/08_predict.ipynb 15
+# %% ../nbs/08_predict.ipynb 14
 def coco_annotations(
     labels:np.ndarray,         # (h, w) instance ids at the frame's size, 0 = background
     scores:dict,               # {instance id: score}
@@ -212,7 +159,7 @@ def coco_annotations(
                          score=round(float(scores[int(i)]), 6), iscrowd=0, instance_id=int(i)))
     return anns
 
-# %% ../nbs/08_predict.ipynb 18
+# %% ../nbs/08_predict.ipynb 17
 def frame_name(seq, i:int)->str:
     "Name of frame i of a sequence in the outputs: the file's stem, or the zero-padded index."
     paths = getattr(seq, 'paths', None)
@@ -240,7 +187,7 @@ def source_identity(
     return dict(source=str(Path(source).resolve()) if Path(str(source)).exists() else str(source),
                 sequences=[dict(name=s.name, frames=len(s), digest=identity_digest(input_identity(s))) for s in seqs])
 
-# %% ../nbs/08_predict.ipynb 20
+# %% ../nbs/08_predict.ipynb 19
 def id_palette(
     n_ids:int,                 # ids 0 .. n_ids - 1
 )->np.ndarray:                 # (n_ids, 3) uint8, id 0 black
@@ -261,7 +208,7 @@ def overlay_frame(
     out[edge] = 255
     return out
 
-# %% ../nbs/08_predict.ipynb 22
+# %% ../nbs/08_predict.ipynb 21
 MP4_MAX_SIDE = 8190            # OpenCV's mp4v writer refuses frames with a side of 1 px or of 8192 px and more, and crops odd sides
 
 def _mp4_scaled(h:int, w:int)->tuple:
@@ -313,7 +260,7 @@ def write_overlay_video(
         tmp.unlink(missing_ok=True); raise
     return n
 
-# %% ../nbs/08_predict.ipynb 25
+# %% ../nbs/08_predict.ipynb 24
 def _png(a:np.ndarray)->bytes:
     ok, b = cv2.imencode('.png', a)
     if not ok: raise OSError("could not encode a PNG")
@@ -329,7 +276,7 @@ def _device(device:str|None)->str:
     if d.type not in ('cpu', 'cuda'): raise ValueError(f"device {device!r}: use cpu, cuda or cuda:N")
     return str(d)
 
-# %% ../nbs/08_predict.ipynb 28
+# %% ../nbs/08_predict.ipynb 27
 def select_frames(
     seqs:list,                 # sequences of a source, in order
     every:int=1,               # every n-th frame of each sequence
@@ -343,7 +290,7 @@ def select_frames(
         if idx: plan.append((s, idx))
     return plan
 
-# %% ../nbs/08_predict.ipynb 31
+# %% ../nbs/08_predict.ipynb 30
 def _check_out(out:Path, source, seqs):
     "Refuse an output folder inside a folder the frames are read from (the source is read-only)."
     src = Path(str(source))
@@ -356,7 +303,7 @@ def _check_out(out:Path, source, seqs):
         if out == d or d in out.parents:
             raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another OUT")
 
-# %% ../nbs/08_predict.ipynb 34
+# %% ../nbs/08_predict.ipynb 33
 def _previous_run(
     out:Path,                  # OUT
     settings:dict,             # the settings of this call, as run.json records them
@@ -373,7 +320,7 @@ def _previous_run(
                          "choose another OUT, or delete it to start again")
     return prev
 
-# %% ../nbs/08_predict.ipynb 37
+# %% ../nbs/08_predict.ipynb 36
 def _window_protocol(
     cfg,                       # `DinosaurConfig` of the model
     plan:list,                 # `select_frames`
@@ -410,7 +357,7 @@ def _start_run(
         f"device {dev}, bf16 autocast {fast['bf16_autocast']}, SDPA {fast['sdpa_attention']}; batch {settings['batch']} frames", name='predict')
     return protocol
 
-# %% ../nbs/08_predict.ipynb 40
+# %% ../nbs/08_predict.ipynb 39
 def _part(out:Path, s, k:int)->Path:
     "The record of batch k of a sequence: its existence says the batch is done."
     return out / '.parts' / s.name / f"{k:06d}.json"
@@ -435,7 +382,7 @@ def _segment_batch(
         recs.append(dict(index=i, name=name, height=h, width=w, anns=coco_annotations(full, instance_scores(full, lam, n_slots))))
     return recs
 
-# %% ../nbs/08_predict.ipynb 43
+# %% ../nbs/08_predict.ipynb 42
 def _segment_batches(
     out:Path,                  # OUT
     plan:list,                 # `select_frames`
@@ -465,7 +412,7 @@ def _segment_batches(
     bar.close()
     return n_run, time.time() - t_run
 
-# %% ../nbs/08_predict.ipynb 46
+# %% ../nbs/08_predict.ipynb 45
 def _overlay_video(out:Path, s, items:list, n_ids:int, every:int):
     "overlays/<sequence>.mp4 from the source frames and their mask PNGs; `items`: [(frame index, PNG path under masks/)]."
     (h, w), (H, W) = s.size, mp4_frame_size(*s.size)
@@ -508,7 +455,7 @@ def _assemble(
     atomic_write(out / 'coco.json', json.dumps(coco, separators=(',', ':')))
     return images, anns, skipped, vids
 
-# %% ../nbs/08_predict.ipynb 49
+# %% ../nbs/08_predict.ipynb 48
 def _digest(p:Path)->list:
     "[size in bytes, SHA-256 prefix] of a file: what run.json records of every output."
     h = hashlib.sha256()
@@ -532,14 +479,14 @@ def _damage(
         if got != want: bad[rel] = f"{got[0]} bytes, recorded {want[0]}" if got[0] != want[0] else 'its bytes differ from the recorded hash'
     return bad
 
-# %% ../nbs/08_predict.ipynb 52
+# %% ../nbs/08_predict.ipynb 51
 def _labels_from_coco(img:dict, anns:list)->np.ndarray:
     "A frame's 16-bit mask from its COCO annotations: each instance's id on its RLE, 0 elsewhere (what the PNG holds)."
     lab = np.zeros((img['height'], img['width']), np.uint16)
     for a in anns: lab[rle_decode(a['segmentation'])] = a['instance_id']
     return lab
 
-# %% ../nbs/08_predict.ipynb 54
+# %% ../nbs/08_predict.ipynb 53
 def _repair(out:Path, prev:dict, bad:dict, seqs:list, n_ids:dict, every:int, overlays:bool)->dict:
     "Remake a finished run's missing or damaged masks (from coco.json) and overlays (from the masks), and the overlays it lacks."
     coco = json.loads((out / 'coco.json').read_text())
@@ -588,7 +535,7 @@ def _finished_run(
     for k in bad: (out / k).unlink(missing_ok=True)                # the run makes them again
     return None
 
-# %% ../nbs/08_predict.ipynb 56
+# %% ../nbs/08_predict.ipynb 55
 def predict(
     model:str|Path,            # main-job folder, stage-2 run folder, or DINOSAUR / stage-1 run folder (`resolve_model`)
     source,                    # anything `mrdino.readers.read_source` opens: video, folder of frames, dataset root, 'synthetic:N'
@@ -654,7 +601,7 @@ def predict(
     for line in summarize_skipped(skipped): print(f"predict: skipped {line}", file=sys.stderr)   # run.json lists each one
     return rec
 
-# %% ../nbs/08_predict.ipynb 72
+# %% ../nbs/08_predict.ipynb 71
 def read_predictions(
     out:str|Path,              # a finished `predict` output folder
     sequence:str|None=None,    # sequence name (default: the first)
@@ -677,7 +624,7 @@ def read_predictions(
                 labels=[cv2.imread(str(out / 'masks' / i['file_name']), cv2.IMREAD_UNCHANGED).astype(np.int32) for i in imgs],
                 scores=[scores[i['id']] for i in imgs], gt=[f.gt for f in fr])
 
-# %% ../nbs/08_predict.ipynb 73
+# %% ../nbs/08_predict.ipynb 72
 def _data_uri(rgb:np.ndarray)->str:
     "An RGB image as an inline JPEG (display only: small enough for a notebook)."
     ok, b = cv2.imencode('.jpg', np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])

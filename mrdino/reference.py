@@ -14,10 +14,11 @@ import torch.nn as nn
 from .data import say
 from .encoder import FrozenDinov2, build_encoder, build_vit, check_finite, load_dinov2_weights, torch_load, _file_id
 from .dinosaur import Dinosaur, DinosaurConfig
+from .stage2 import SlotDeactivation
 
 # %% auto 0
 __all__ = ['REF_ENCODER_PREFIX', 'reference_key', 'read_reference_checkpoint', 'ReferenceImport', 'map_reference_checkpoint',
-           'load_reference_weights']
+           'load_reference_weights', 'load_reference_checkpoint']
 
 # %% ../nbs/05b_reference.ipynb 5
 REF_ENCODER_PREFIX = 'models.feature_extractor.model.'   # the reference's frozen DINOv2 (torch.hub layout)
@@ -166,3 +167,17 @@ def load_reference_weights(
         f"{f'stage-2 head {hs[1]}x{hs[0]}' if head is not None else 'no stage-2 head'}"
         f"{'; ignored (no model weights): ' + ', '.join(ref.ignored[:4]) if ref.ignored else ''}; encoder: {model.encoder.description}")
     return model
+
+# %% ../nbs/05b_reference.ipynb 6
+def load_reference_checkpoint(
+    path:str|Path,                    # .ckpt of the reference release (DINOSAUR, stage 1 or stage 2)
+    cfg:DinosaurConfig|str='kitti',   # preset name or config: supplies n_slots, sa_iters, crop, encoder (what the weights do not say); 'auto': the preset with the checkpoint's patch count
+    encoder=None,                     # an already built encoder (`mrdino.dinosaur.FrozenDinov2`), used as is
+    encoder_weights:str|None=None,    # DINOv2 weight file (torch.hub or timm layout) instead of the checkpoint's own encoder
+    device='cpu',
+)->tuple:                             # (Dinosaur in eval mode, SlotDeactivation in eval mode or None)
+    "Import a model trained by the reference release: its DINOSAUR and, from a stage-2 .ckpt, its slot-deactivation head."
+    ref = map_reference_checkpoint(path, cfg, encoder, encoder_weights)
+    head = SlotDeactivation(ref.model.cfg.slot_dim, *ref.head_size) if ref.head_size else None   # width and depth from its weights
+    model = load_reference_weights(ref, head)
+    return model.to(device).eval(), (head.to(device).eval() if head is not None else None)

@@ -17,7 +17,7 @@ def test_pseudolabels_of_the_objects_world_teach(one_thread):
     assert r['moving']['f1_50'] >= 0.60, r['moving']
 
 # F1@50 (%) of the full main job (`mrdino demo -p seed S`, world 'objects', defaults) measured on a 2-core box:
-# (DINOSAUR, + stage 1, + stage 2). The job runs the synthetic preset on one torch thread; 05_stage2 and the README
+# (DINOSAUR, + stage 1, + stage 2). The job runs the synthetic preset on one torch thread; nbs/results.ipynb and the README
 # quote seeds 0-2 (seeds 3 and 4 were run after that setting was chosen, as a check). The same seeds 0-2 on two
 # threads, the job's setting before, end elsewhere (summation order changes every step of these small trainings):
 # eight runs, the spread a margin must allow.
@@ -43,14 +43,14 @@ def test_margins_follow_from_the_seeds():
 
 @pytest.mark.skipif(not SLOW, reason='a full main job: set MRDINO_TEST_FLAGS=slow')
 def test_each_stage_helps_on_the_objects_world(tmp_path, one_thread):
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     res = MainJob(out_dir=str(tmp_path), progress=False).evaluate()
     f1 = {k: 100 * v['f1_50'] for k, v in res.items()}
     for a, b in PAIRS:
         assert f1[b] - f1[a] >= margin(ROW[a], ROW[b]), (a, b, f1)
 
 def test_world_parameter_picks_videos_and_stand_in(tmp_path):
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     obj = MainJob(out_dir=str(tmp_path / 'o'), data='synthetic:1', eval_data='synthetic-eval:1')
     st = MainJob(out_dir=str(tmp_path / 's'), data='synthetic:1', eval_data='synthetic-eval:1', world='street')
     assert obj.world == 'objects'                                                   # the default

@@ -83,7 +83,7 @@ def test_evaluation_record_cannot_remove_files_outside_its_overlays(tmp_path):
 # ---- case 8: empty training or evaluation data is refused before anything is written ----
 
 def test_main_job_refuses_empty_data(tmp_path):
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     run = tmp_path / 'run'
     _write_frames(tmp_path / 'plain' / 'seq', 3)                          # frames without ground truth
     _write_frames(tmp_path / 'single' / 'seq', 1)                         # no pair of frames to compute flow on
@@ -176,7 +176,7 @@ def test_demo_good_parameters_reach_papermill(tmp_path, no_papermill):
 def test_demo_parameter_names_are_the_notebook_parameters():
     # run_demo checks names against MainJob's fields: they must be what the notebook's parameters cell declares
     import ast
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     nb = json.loads((Path(__file__).parent.parent / 'nbs' / '05_stage2.ipynb').read_text())
     cell = next(''.join(c['source']) for c in nb['cells'] if 'parameters' in c['metadata'].get('tags', []))
     names = {t.id for s in ast.parse(cell).body if isinstance(s, ast.Assign) for t in s.targets}
@@ -205,7 +205,7 @@ class _FullDisk:
 def test_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
     import mrdino.data
     from mrdino.data import atomic_write
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     monkeypatch.setattr(mrdino.data, 'open', _FullDisk, raising=False)   # atomic_write's open (the builtin elsewhere)
     with pytest.raises(OSError, match=r"No space left on device: '.*results\.json'") as e:
         atomic_write(tmp_path / 'results.json', '{}')

@@ -13,8 +13,9 @@ from mrdino.readers import write_png
 from mrdino.encoder import build_encoder, build_vit, load_dinov2_weights, read_state_dict
 from mrdino.dinosaur import (Dinosaur, DinosaurConfig, FeatureCache, FrameSet, cache_views,
                              load_dinosaur, load_state, save_checkpoint)
-from mrdino.stage2 import Stage2Config, load_head, load_reference_checkpoint, load_trained, train_stage2
-from mrdino.predict import resolve_model
+from mrdino.stage2 import Stage2Config, load_head, train_stage2
+from mrdino.reference import load_reference_checkpoint
+from mrdino.pipeline import load_trained, resolve_model
 from test_dinosaur_train import frames
 from test_reference_ckpt import ref_state_dict, save_ckpt
 

@@ -69,7 +69,8 @@ def test_non_finite_outputs_are_an_error_not_background(job, tmp_path, capsys, o
     assert rec['status'] == 'failed' and 'NaN/inf' in rec['error']              # not left 'running', not 'done'
     assert not list(out.rglob('*.png')) and not (out / 'coco.json').exists()
     # the same check sits in the windowed forward of evaluation (predict_frame, evaluate_model)
-    from mrdino.stage2 import predict_frame, evaluate_model
+    from mrdino.stage2 import predict_frame
+    from mrdino.pipeline import evaluate_model
     model, vid = load_dinosaur(bad / 'dinosaur'), read_source('synthetic:1')[0]
     with pytest.raises(ValueError, match='alpha masks are NaN/inf'): predict_frame(model, vid[0].image)
     with pytest.raises(ValueError, match=rf"{vid.name} frame 0: .*NaN/inf"): evaluate_model(model, [vid], protocol='synthetic', every=100)

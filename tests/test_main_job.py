@@ -26,7 +26,7 @@ def test_papermill_main_job(tmp_path):
     assert 'MR-DINOSAUR (+ stage 2)' in text                     # the table was printed
 
 def test_interrupted_job_resumes_from_finished_steps(tmp_path):
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     job = MainJob(out_dir=str(tmp_path), progress=False, **TINY)
     job.pseudo_labels(); job.baseline()                          # then the process "dies"
     stamps = {s: (tmp_path / s / 'done.json').stat().st_mtime_ns for s in ['pseudolabels', 'dinosaur']}
@@ -39,7 +39,7 @@ def test_interrupted_job_resumes_from_finished_steps(tmp_path):
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
 
 def test_bad_parameters_are_named():
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     with pytest.raises(ValueError, match='unknown preset'): MainJob(preset='kitty')
     with pytest.raises(ValueError, match='workers=0'): MainJob(workers=0)
     with pytest.raises(ValueError, match="world='moon'"): MainJob(world='moon')
@@ -53,7 +53,7 @@ def test_steps_run_on_the_presets_threads(tmp_path):
     # the synthetic preset's steps run on one torch thread (numbers independent of the machine's cores), whatever
     # the caller set; the caller's setting is back after each step, also after a step that fails
     import torch
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     n = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -73,7 +73,7 @@ def test_steps_run_on_the_presets_threads(tmp_path):
 def test_a_moved_run_reads_its_own_pseudo_labels(tmp_path):
     # done.json records absolute paths; a run folder moved elsewhere (its old place gone) still finds its labels
     import shutil
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     a, b = tmp_path / 'a', tmp_path / 'b'
     job = MainJob(out_dir=str(a), progress=False, **TINY)
     frames, labels = job.labelled_frames()

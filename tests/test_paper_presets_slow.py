@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mrdino.worlds import make_street_video
-from mrdino.stage2 import MainJob, VARIANTS
+from mrdino.pipeline import MainJob, VARIANTS
 
 from test_reference_ckpt import hub_state_dict
 from test_reference_eval import kitti2015_fixture

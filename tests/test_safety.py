@@ -127,7 +127,7 @@ def test_train_dinosaur_refuses_other_data_in_same_folder(tmp_path):
 
 
 def test_main_job_new_data_relabels_and_redoes_steps(tmp_path):
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     data = tmp_path / 'data'
     _write_seq(data / 'seq', 0, 10)
     job = MainJob(data=str(data), eval_data='synthetic-eval:1', out_dir=str(tmp_path / 'run'), progress=False)
@@ -165,20 +165,20 @@ def test_main_job_new_data_relabels_and_redoes_steps(tmp_path):
     (dict(threads=-1), r"threads=-1: must be an integer >= 0"),
 ])
 def test_main_job_rejects_bad_parameters(tmp_path, kw, msg):
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     with pytest.raises(ValueError, match=msg): MainJob(out_dir=str(tmp_path / 'run'), **kw)
     assert not (tmp_path / 'run').exists()                               # rejected before anything is written
 
 
 def test_main_job_encoder_weights_must_be_a_weight_file(tmp_path):
-    from mrdino.stage2 import MainJob
+    from mrdino.pipeline import MainJob
     txt = tmp_path / 'weights.pth'; txt.write_text('these are not weights\n')
     with pytest.raises(ValueError, match=r"encoder_weights=.*weights.pth.*is not a weight file"):
         MainJob(encoder_weights=str(txt), out_dir=str(tmp_path / 'run'))
     from safetensors.torch import save_file
     save_file({'x': torch.zeros(2)}, str(tmp_path / 'w.safetensors'))
     torch.save({'x': torch.zeros(2)}, tmp_path / 'w.pth')
-    from mrdino.stage2 import _check_weight_file
+    from mrdino.pipeline import _check_weight_file
     _check_weight_file('encoder_weights', str(tmp_path / 'w.safetensors')); _check_weight_file('encoder_weights', str(tmp_path / 'w.pth'))
 
 
@@ -480,7 +480,7 @@ def test_papermill_misspelled_parameter_stops_the_notebook(tmp_path):
     i = next(i for i, c in enumerate(nb['cells']) if 'parameters' in c['metadata'].get('tags', []))
     assert '_globals_before_parameters = set(globals())' in ''.join(nb['cells'][i - 1]['source'])
     mini = dict(nb, cells=[dict(cell_type='code', id='imp', metadata={}, execution_count=None, outputs=[],
-                                source='from mrdino.stage2 import MainJob'), *nb['cells'][i - 1:i + 2]])
+                                source='from mrdino.pipeline import MainJob'), *nb['cells'][i - 1:i + 2]])
     (tmp_path / 'p.ipynb').write_text(json.dumps(mini))
     pm.execute_notebook(str(tmp_path / 'p.ipynb'), str(tmp_path / 'ok.ipynb'), parameters=dict(eval_every=3), progress_bar=False)
     with pytest.raises(pm.PapermillExecutionError, match=r"unknown parameter\(s\) eval_evry"):
