@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mrdino.dinosaur import DinosaurConfig, cache_views, sincos_pos_grid, window_layout
+from mrdino.dinosaur import DinosaurConfig, cache_views, sincos_pos_grid
+from mrdino.windows import window_layout
 from mrdino.stage1 import STAGE1_PRESETS, window_offsets
 from mrdino.stage2 import MainJob
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mrdino.dinosaur import (DinosaurConfig, build_encoder, reference_windows,
-                             IMAGENET_MEAN, IMAGENET_STD)
+from mrdino.dinosaur import DinosaurConfig, build_encoder, IMAGENET_MEAN, IMAGENET_STD
+from mrdino.windows import reference_windows
 from mrdino.stage2 import load_reference_checkpoint, load_trained
 from test_dinosaur_encoder import random_hub_state_dict   # the same random torch.hub layout
 
