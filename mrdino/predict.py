@@ -82,7 +82,7 @@ def segment_frames(
     model,                     # `Dinosaur` (eval mode)
     images:list,               # frames, (h, w, 3) uint8 RGB
     head=None,                 # `SlotDeactivation` or None (every slot a segment)
-    resize:str='preset',       # canvas rule (`mrdino.windows.canvas_size`), or a protocol name (kitti, tri_pd: the reference's pixels)
+    resize:str='preset',       # canvas rule (`mrdino.windows.frame_windows`): 'preset', 'short' or a protocol name (kitti, tri_pd: the reference's pixels)
     seed:int=0,                # slot-noise seed: every frame gets the draw `predict_windows` makes
     thr:float=0.5,             # λ threshold
     merge_thr:float|None=0.2,  # border merger's cosine threshold; None: no merging
@@ -90,9 +90,8 @@ def segment_frames(
     names:list|None=None,      # one name per frame, for errors (default: its position)
 )->list:                       # per frame (canvas labels (H, W) int32, 0 = background; λ (nW, K) or None; WindowLayout)
     "Segment several frames with one forward pass over all their windows (`mrdino.windows.predict_batch`)."
-    ref = resize if resize in PROTOCOLS and PROTOCOLS[resize].reference_inputs else None
     names = names or [f"frame {i} of the batch" for i in range(len(images))]
-    wps = predict_batch(model, images, resize, ref, seed, head, thr, merge_thr, autocast=autocast, names=names)
+    wps = predict_batch(model, images, resize, None, seed, head, thr, merge_thr, autocast=autocast, names=names)
     return [(wp.segments, wp.lam, wp.layout) for wp in wps]
 
 # %% ../nbs/08_predict.ipynb 10
