@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mrdino.dinosaur import predict_windows
+from mrdino.windows import predict_windows
 from mrdino.stage2 import load_head
 from stage2_oracle import job_of, window_objects
 

@@ -26,7 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mrdino.encoder import sincos_pos_grid
-from mrdino.dinosaur import DinosaurConfig, cache_views, window_layout
+from mrdino.dinosaur import DinosaurConfig, cache_views
+from mrdino.windows import window_layout
 from mrdino.stage1 import STAGE1_PRESETS, window_offsets
 from mrdino.pipeline import MainJob
 

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from mrdino.stage1 import upsample_masks, match_masks, stage1_loss
-from mrdino.stage2 import segment_windows
 from mrdino.pipeline import MainJob
-from mrdino.dinosaur import predict_windows, join_windows, load_dinosaur
+from mrdino.dinosaur import load_dinosaur
+from mrdino.windows import predict_windows, join_windows, segment_windows
 from mrdino.metrics import score_pair, evaluate_masks, get_protocol, gt_objects, nearest_resize
 
 

@@ -77,7 +77,8 @@ def _evaluate(a):
     from mrdino.data import progress_bar, summarize_skipped
     from mrdino.readers import read_source
     from mrdino.pipeline import load_trained
-    from mrdino.stage2 import predict_frame, NonFiniteOutputError
+    from mrdino.stage2 import predict_frame
+    from mrdino.windows import NonFiniteOutputError
     from mrdino.metrics import evaluate_predictions
     model, head, desc = load_trained(a.checkpoint, a.head, a.encoder_weights, device=a.device)   # a run folder or a reference .ckpt
     print(f"evaluating {desc}")

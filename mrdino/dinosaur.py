@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_dinosaur.ipynb 2
 from __future__ import annotations
-import csv, hashlib, io, json, math, os, re, shutil, socket, time, zipfile
+import csv, hashlib, io, json, os, re, shutil, socket, time, zipfile
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 
@@ -20,16 +20,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 __all__ = ['PRESETS', 'FEATURE_CACHE_FORMAT', 'DinosaurConfig', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur',
            'weights_digest', 'FrameSet', 'take_view', 'to_images', 'cache_views', 'FeatureCache', 'feature_caches',
            'remove_feature_cache', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state',
-           'checkpoint_candidates', 'find_checkpoint', 'checkpoint_problem', 'load_dinosaur', 'train_dinosaur',
-           'WindowLayout', 'window_layout', 'merge_window_slots', 'join_windows', 'WindowPrediction',
-           'reference_windows', 'predict_windows', 'preset_canvas', 'cut_windows', 'NonFiniteOutputError',
-           'check_outputs']
+           'checkpoint_candidates', 'find_checkpoint', 'checkpoint_problem', 'load_dinosaur', 'train_dinosaur']
 
 # %% ../nbs/03_dinosaur.ipynb 3
 from timm.layers import use_fused_attn
 from .data import atomic_write, clean_stale_tmp, remove_stale_tmp, progress_bar, input_identity, identity_digest, say
 from .encoder import STANDIN_ARCH, FrozenDinov2, build_encoder, read_safetensors, safetensors_header, torch_load
-from .metrics import get_protocol, window_images, window_origins
 from safetensors.torch import save_file as _st_save
 
 # %% ../nbs/03_dinosaur.ipynb 6
@@ -761,213 +757,3 @@ def train_dinosaur(
         speed = f"{last['img_per_s']} img/s" if n_done else f"nothing left to train (resumed at step {start})"
         say(f"done: step {last['step']}, loss {last['loss']:.4g}, {speed}; checkpoint {last['checkpoint']}", rank)
     return last
-
-# %% ../nbs/03_dinosaur.ipynb 41
-@dataclass
-class WindowLayout:
-    "How an image is cut into square windows."
-    size:tuple     # (H, W) the image is resized to (the canvas)
-    crop:int       # window side
-    origins:list   # [(y0, x0)] top-left of each window on the canvas (negative inside the padding), row-major
-    pad:tuple      # (top, left) zero padding
-
-def window_layout(
-    h:int, w:int,              # input image size
-    crop:int,                  # window side
-    resize:tuple|None=None,    # (H, W) canvas; None: short side -> crop, aspect kept
-)->WindowLayout:
-    "Cut an (h, w) image into non-overlapping crop x crop windows covering the resized, symmetrically padded canvas."
-    if resize is None:
-        s = crop / min(h, w)
-        resize = (max(crop, round(h * s)), max(crop, round(w * s)))
-    H, W = resize
-    ny, nx = math.ceil(H / crop), math.ceil(W / crop)
-    pt, pl = (ny * crop - H) // 2, (nx * crop - W) // 2
-    return WindowLayout((H, W), crop, [(iy * crop - pt, ix * crop - pl) for iy in range(ny) for ix in range(nx)], (pt, pl))
-
-# %% ../nbs/03_dinosaur.ipynb 44
-def merge_window_slots(
-    labels:np.ndarray,     # (H, W) int channel id per canvas pixel (argmax of the joined masks); channel = window * C + j
-    feats:np.ndarray,      # (n_windows, K, ...) per-slot features compared by cosine similarity (C = n_bg + K channels per window)
-    layout:WindowLayout,   # window positions on the canvas
-    thr:float=0.2,         # merge when cosine similarity > thr
-    n_bg:int=0,            # leading background channels per window (never merged)
-    mode:str='corrected',  # 'corrected': channel j uses its own slot; 'reference': the release's merger (channel 0 never merges, channel j uses feats[j - 1])
-)->tuple:                  # (merged labels (H, W), parent (n_windows*C,) channel each channel was merged into)
-    "Merge slots of adjacent windows whose masks touch the shared border and whose features are similar."
-    if mode not in ('corrected', 'reference'): raise ValueError(f"merge mode {mode!r}: use 'corrected' or 'reference'")
-    nW, K = feats.shape[:2]
-    C, (H, W), cr = n_bg + K, labels.shape, layout.crop
-    first, shift = (max(n_bg, 1), 1) if mode == 'reference' else (n_bg, n_bg)   # first mergeable channel, channel -> feature offset
-    f = np.asarray(feats, np.result_type(feats, np.float32)).reshape(nW, K, -1)   # (nW, K, D') flattened features
-    unit = f / (np.linalg.norm(f, axis=-1, keepdims=True) + 1e-8)
-    edges = []
-    for w, (y0, x0) in enumerate(layout.origins):
-        ya, yb, xa, xb = max(y0, 0), min(y0 + cr, H), max(x0, 0), min(x0 + cr, W)
-        sides = dict(left=labels[ya:yb, xa], right=labels[ya:yb, xb - 1], top=labels[ya, xa:xb], bottom=labels[yb - 1, xa:xb])
-        e = {}
-        for side, px in sides.items():
-            present, s = set(np.unique(px).tolist()), set()
-            for c in range(w * C + first, (w + 1) * C):
-                if c in present: s.add(c)
-            e[side] = s
-        edges.append(e)
-    pairs = []
-    for i in range(nW):
-        for j in range(i + 1, nW):
-            (yi, xi), (yj, xj) = layout.origins[i], layout.origins[j]
-            if yi == yj and abs(xi - xj) == cr: pairs.append((i, j, 'h') if xi < xj else (j, i, 'h'))
-            if xi == xj and abs(yi - yj) == cr: pairs.append((i, j, 'v') if yi < yj else (j, i, 'v'))
-    parent, merged = np.arange(nW * C), set()
-    for wi, wj, d in pairs:
-        ci_s = [c for c in edges[wi]['right' if d == 'h' else 'bottom'] if c not in merged]
-        cj_s = [c for c in edges[wj]['left' if d == 'h' else 'top'] if c not in merged]
-        for ci in ci_s:
-            if ci in merged: continue
-            for cj in cj_s:
-                if cj in merged: continue
-                sim = float(unit[wi, ci - wi * C - shift] @ unit[wj, cj - wj * C - shift])
-                if sim > thr:
-                    keep, rem = min(ci, cj), max(ci, cj)
-                    parent[rem] = keep; merged.add(rem)
-    for c in range(len(parent)):                              # resolve chains to their root
-        r = c
-        while parent[r] != r: r = parent[r]
-        parent[c] = r
-    return parent[labels], parent
-
-# %% ../nbs/03_dinosaur.ipynb 50
-def join_windows(
-    masks:np.ndarray,        # (nW, K, crop, crop) alpha masks of each window
-    layout:WindowLayout,     # where the windows lie on the canvas
-    lam:np.ndarray|None=None,# (nW, K) λ; None: every slot active, no background channel
-    thr:float=0.5,           # a slot is active iff λ > thr
-)->tuple:                    # (canvas channel ids (H, W), channels per window C, background channels per window)
-    "Per-pixel argmax over each window's channels ([background,] slots), joined on the canvas."
-    nW, K, cr, _ = masks.shape
-    H, W = layout.size
-    n_bg = 0 if lam is None else 1
-    lab = np.zeros((H, W), np.int64)
-    for w, (y0, x0) in enumerate(layout.origins):
-        m = masks[w]
-        if lam is not None:
-            m = m * (lam[w] > thr)[:, None, None]
-            m = np.concatenate([np.clip(1 - m.sum(0, keepdims=True), 0, None), m])   # background channel first
-        ya, yb, xa, xb = max(y0, 0), min(y0 + cr, H), max(x0, 0), min(x0 + cr, W)
-        lab[ya:yb, xa:xb] = m[:, ya - y0:yb - y0, xa - x0:xb - x0].argmax(0) + w * (n_bg + K)
-    return lab, n_bg + K, n_bg
-
-
-@dataclass
-class WindowPrediction:
-    "Windowed prediction for one image."
-    labels:np.ndarray        # (h, w) int32 merged channel id per pixel of the input image (nearest resize)
-    canvas_labels:np.ndarray # (H, W) int32 the same on the resized canvas
-    masks:np.ndarray         # (n_windows, K, crop, crop) float32 soft alpha masks, upsampled to each window
-    slots:np.ndarray         # (n_windows, K, D) float32 slot vectors
-    parent:np.ndarray        # (n_windows*K,) channel each channel was merged into
-    layout:WindowLayout      # where the windows lie
-    pos:np.ndarray|None=None # (P, D) the decoder's position embedding
-
-    def decoder_inputs(self)->np.ndarray:
-        "(n_windows, K, P·D): each slot + the decoder's position embedding, flattened (what the reference merger compares without a head)."
-        if self.pos is None: raise ValueError("this WindowPrediction has no decoder position embedding (pos)")
-        return (self.slots[:, :, None, :] + self.pos[None, None]).reshape(*self.slots.shape[:2], -1)
-
-def reference_windows(
-    image:np.ndarray,     # (h, w, 3) uint8 RGB
-    protocol,             # `mrdino.metrics` protocol (name or object) with square windows, e.g. 'kitti', 'tri_pd'
-    crop:int,             # the model's window side (must be the protocol's)
-)->tuple:                 # ((n_windows, crop, crop, 3) float32 in [0, 1], WindowLayout)
-    "The protocol's windows of `image` prepared as the reference prepares them, and their layout on the canvas."
-    p = get_protocol(protocol)
-    if p.resize is None or tuple(p.window or ()) != (crop, crop):
-        raise ValueError(f"protocol {p.name!r} has windows {p.window}, the model's crop is {crop}: "
-                         f"use the protocol of the preset the model was trained with (kitti: 378, tri_pd: 490)")
-    return window_images(image, p), WindowLayout(tuple(p.resize), crop, window_origins(p), (0, p.pad[0]))
-
-@torch.no_grad()
-def predict_windows(
-    model:Dinosaur,              # trained model
-    image:np.ndarray,            # (h, w, 3) uint8 RGB
-    resize:tuple|str|None='preset', # canvas (H, W); 'preset': cfg.resize when the aspect ratio matches within 5 %, else None
-    seed:int=0,                  # seed of the slot noise (repeatable evaluation)
-    merge_thr:float|None=0.2,    # cosine threshold of the border merger; None: no merging
-    batch:int=16,                # windows per forward pass
-    protocol=None,               # a `mrdino.metrics` protocol (e.g. 'kitti'): its canvas and windows, the image prepared as the reference does (`reference_windows`)
-    merge_mode:str='corrected',  # `merge_window_slots` mode ('reference' compares `decoder_inputs`)
-)->WindowPrediction:
-    "Resize, pad, cut into windows, run DINOSAUR with seeded slots, join the masks on the canvas, merge across borders."
-    cfg, dev = model.cfg, next(model.parameters()).device
-    h, w = image.shape[:2]
-    if protocol is not None:
-        wins, lay = reference_windows(image, protocol, cfg.crop)
-        x = torch.from_numpy(wins).permute(0, 3, 1, 2)                      # (nW, 3, crop, crop) float in [0, 1]
-        return _predict(model, x, lay, (h, w), seed, merge_thr, batch, merge_mode)
-    if isinstance(resize, str): resize = preset_canvas(cfg, h, w)
-    lay, wins = cut_windows(image, cfg.crop, resize)
-    return _predict(model, to_images(wins), lay, (h, w), seed, merge_thr, batch, merge_mode)
-
-def preset_canvas(
-    cfg:DinosaurConfig,  # the model's settings
-    h:int, w:int,        # frame size
-)->tuple|None:           # (H, W), or None: short side -> crop, aspect kept
-    "The model's preset canvas when the frame's aspect ratio matches it within 5 %, else None."
-    r = cfg.resize
-    return tuple(r) if r and abs((w / h) / (r[1] / r[0]) - 1) < 0.05 else None
-
-def cut_windows(
-    image:np.ndarray,   # (h, w, 3) uint8 RGB
-    crop:int,           # window side in px
-    resize:tuple|None,  # canvas (H, W), or None: short side -> crop
-)->tuple:               # (WindowLayout, (n_windows, crop, crop, 3) uint8)
-    "Resize a frame to its canvas, zero-pad it to whole windows and cut them out (`window_layout`)."
-    lay = window_layout(*image.shape[:2], crop, resize)
-    (H, W), (pt, pl) = lay.size, lay.pad
-    ny, nx = len({o[0] for o in lay.origins}), len({o[1] for o in lay.origins})
-    canvas = np.zeros((ny * crop, nx * crop, 3), np.uint8); canvas[pt:pt + H, pl:pl + W] = _resize(image, (H, W))
-    return lay, np.stack([canvas[y + pt:y + pt + crop, x + pl:x + pl + crop] for y, x in lay.origins])
-
-class NonFiniteOutputError(ValueError):
-    "A model's features, alpha masks, slots or λ hold NaN/inf: an error, never read as background."
-
-def check_outputs(
-    what:str,               # which output, e.g. 'alpha masks'
-    t:torch.Tensor,         # (B, ...) the output
-    names:list|None=None,   # names (e.g. frames) owning equal shares of the B rows, for the message
-):
-    "Raise `NonFiniteOutputError` when `t` holds NaN or inf, naming the first frame that does."
-    bad = ~torch.isfinite(t.detach().reshape(len(t), -1)).all(1)               # (B,) rows with a NaN/inf
-    if not bad.any(): return
-    where = ''
-    if names:
-        hit = [n for n, b in zip(names, bad.reshape(len(names), -1).any(1).tolist()) if b]
-        where = f" on {hit[0]}" + (f" (and {len(hit) - 1} more)" if len(hit) > 1 else '')
-    raise NonFiniteOutputError(f"the model's {what} are NaN/inf{where}: its weights (or its encoder's) are broken, "
-                               "e.g. by a diverged training; use an earlier checkpoint or retrain")
-
-def _predict(model, x, lay, hw, seed, merge_thr, batch, merge_mode)->WindowPrediction:
-    "Run the windows `x` (nW, 3, crop, crop) through the model, join, merge, resize labels to `hw`."
-    cfg, dev = model.cfg, next(model.parameters()).device
-    (h, w), (H, W) = hw, lay.size
-    noise = torch.randn(len(x), cfg.n_slots, cfg.slot_dim, generator=torch.Generator().manual_seed(seed))
-    masks, slots = [], []
-    for s in range(0, len(x), batch):
-        f = model.encode(x[s:s + batch].to(dev))                              # (b, P, F)
-        check_outputs('encoder features', f)
-        o = model(f, noise=noise[s:s + batch])
-        check_outputs('alpha masks', o.masks); check_outputs('slots', o.slots)
-        masks.append(o.masks.float().cpu()); slots.append(o.slots.float().cpu())
-    masks, slots = torch.cat(masks), torch.cat(slots)                       # (nW, K, P), (nW, K, D)
-    g = cfg.grid
-    up = F.interpolate(masks.reshape(len(x), cfg.n_slots, g, g), size=(cfg.crop, cfg.crop), mode='bilinear',
-                       align_corners=False)                                 # (nW, K, crop, crop)
-    lab, _, _ = join_windows(up.numpy(), lay)                               # each pixel lies in exactly one window
-    wp = WindowPrediction(None, None, up.numpy(), slots.numpy(), np.arange(len(x) * cfg.n_slots), lay,
-                          model.decoder.pos.detach().float().cpu().numpy()[0])
-    if merge_thr is not None:
-        lab, wp.parent = merge_window_slots(lab, wp.slots if merge_mode == 'corrected' else wp.decoder_inputs(), lay,
-                                            merge_thr, mode=merge_mode)
-    wp.canvas_labels = lab.astype(np.int32)
-    wp.labels = cv2.resize(wp.canvas_labels, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != (H, W) else wp.canvas_labels
-    return wp

@@ -13,8 +13,8 @@ from typing import NamedTuple, Sequence
 # %% auto 0
 __all__ = ['METRIC_KEYS', 'PROTOCOLS', 'dense_ids', 'contingency', 'segment_iou', 'greedy_match', 'count_tp', 'ari_from_table',
            'image_scores', 'metrics_from_counts', 'evaluate_masks', 'blob_labels', 'MaskMetrics', 'nearest_index',
-           'nearest_resize', 'EvalProtocol', 'get_protocol', 'drop_small_objects', 'count_objects', 'window_origins',
-           'window_images', 'ScorePair', 'gt_objects', 'score_pair', 'overlay_panel', 'evaluate_predictions']
+           'nearest_resize', 'EvalProtocol', 'get_protocol', 'drop_small_objects', 'count_objects', 'ScorePair',
+           'gt_objects', 'score_pair', 'overlay_panel', 'evaluate_predictions']
 
 # %% ../nbs/06_metrics.ipynb 3
 import numpy as np
@@ -325,36 +325,6 @@ def count_objects(
     return int((ids != 0).sum())
 
 # %% ../nbs/06_metrics.ipynb 61
-def window_origins(
-    protocol:str|EvalProtocol, # protocol (name or object)
-)->list:                       # [(top, left)] of each window in unpadded canvas coordinates, row-major
-    "Top-left corner of each window in the (unpadded) canvas; negative left = starts in the padding."
-    p = get_protocol(protocol)
-    if p.window is None or p.resize is None: return [(0, 0)]
-    H, W = p.canvas_size
-    return [(y, x - p.pad[0]) for y in range(0, H, p.window[0]) for x in range(0, W, p.window[1])]
-
-def window_images(
-    image:np.ndarray,          # (H, W, 3) RGB uint8 (0..255) or float (0..1)
-    protocol:str|EvalProtocol, # protocol (name or object)
-)->np.ndarray:                 # (n_windows, h, w, 3) float32 in [0, 1]
-    "Resize (bicubic on floats, no antialiasing, clamped), zero-pad and cut an RGB image into the protocol's windows (as the reference)."
-    from torchvision.transforms.functional import resize, InterpolationMode   # torchvision takes seconds to import: only here
-    p = get_protocol(protocol)
-    img = np.asarray(image)
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()             # (3, H, W)
-    if img.dtype == np.uint8: x = x / 255.0
-    if p.resize is not None:
-        x = resize(x, list(p.resize), interpolation=InterpolationMode.BICUBIC, antialias=False).clamp(0, 1)
-    x = F.pad(x, (p.pad[0], p.pad[1], 0, 0))                                              # (3, Hc, Wc)
-    if p.window is None: return x.permute(1, 2, 0)[None].numpy()
-    h, w = p.window
-    win = x.unfold(1, h, h).unfold(2, w, w)                                               # (3, nh, nw, h, w)
-    out = win.permute(1, 2, 3, 4, 0).reshape(-1, h, w, 3).numpy()
-    if len(out) != p.n_windows: raise ValueError(f"{p.name}: got {len(out)} windows, expected {p.n_windows}")
-    return out
-
-# %% ../nbs/06_metrics.ipynb 62
 class ScorePair(NamedTuple):
     "Prediction and GT at scoring size, plus the GT object count at annotation resolution."
     pred: np.ndarray
@@ -392,7 +362,7 @@ def score_pair(
     size = tuple(p.score_size) if p.score_size is not None else g.shape
     return ScorePair(nearest_resize(pred, size, "nearest"), nearest_resize(g, size, "nearest"), n_obj)
 
-# %% ../nbs/06_metrics.ipynb 71
+# %% ../nbs/06_metrics.ipynb 66
 def overlay_panel(
     pred:np.ndarray,              # (H, W) int prediction at scoring size
     gt:np.ndarray,                # (H, W) int GT at scoring size
@@ -412,7 +382,7 @@ def overlay_panel(
     panel = np.concatenate([t for tile in tiles for t in (tile, sep)][:-1], 1)
     return nearest_resize(panel, (H * scale, panel.shape[1] * scale))
 
-# %% ../nbs/06_metrics.ipynb 72
+# %% ../nbs/06_metrics.ipynb 67
 def _fmt(v): return "" if isinstance(v, float) and np.isnan(v) else (f"{v:.6f}" if isinstance(v, float) else str(v))
 
 def _recorded_overlays(out:Path)->set:

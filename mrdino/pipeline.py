@@ -16,7 +16,8 @@ from .worlds import WORLDS, world_size
 from .readers import read_source
 from .encoder import FILTERBANK_ARCH, build_encoder, read_safetensors
 from .dinosaur import (Dinosaur, DinosaurConfig, train_dinosaur, load_dinosaur,
-                             find_checkpoint, checkpoint_candidates, weights_digest, NonFiniteOutputError)
+                             find_checkpoint, checkpoint_candidates, weights_digest)
+from .windows import NonFiniteOutputError
 from .flow import BACKENDS, TAU_STATIC
 from .metrics import score_pair, evaluate_masks, contingency, segment_iou
 from .pseudolabels import pseudolabel, read_instances

@@ -8,89 +8,40 @@ import base64, functools, hashlib, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 
 import cv2, numpy as np
-import torch, torch.nn.functional as F
+import torch
 
 from .data import (
     atomic_write, clean_stale_tmp, label_to_rgb, progress_bar, summarize_skipped, input_identity, identity_digest,
     BadFrameError, _tmp_name, say)
 from .readers import read_source, VideoSequence
-from .dinosaur import (
-    preset_canvas, to_images, cut_windows, reference_windows,
-    window_layout, check_outputs, _fast_paths, WindowPrediction, NonFiniteOutputError)
+from .dinosaur import _fast_paths
+from .windows import canvas_size, window_layout, predict_batch, NonFiniteOutputError
 from .metrics import PROTOCOLS
-from .stage2 import segment_windows
 from .pipeline import resolve_model
 
 # %% auto 0
-__all__ = ['MP4_MAX_SIDE', 'canvas_size', 'frame_windows', 'segment_frames', 'instance_scores', 'rle_encode', 'rle_decode',
-           'coco_annotations', 'frame_name', 'iter_selected', 'source_identity', 'id_palette', 'overlay_frame',
-           'mp4_frame_size', 'mp4_frame', 'write_overlay_video', 'select_frames', 'predict', 'read_predictions',
-           'prediction_view']
+__all__ = ['MP4_MAX_SIDE', 'segment_frames', 'instance_scores', 'rle_encode', 'rle_decode', 'coco_annotations', 'frame_name',
+           'iter_selected', 'source_identity', 'id_palette', 'overlay_frame', 'mp4_frame_size', 'mp4_frame',
+           'write_overlay_video', 'select_frames', 'predict', 'read_predictions', 'prediction_view']
 
 # %% ../nbs/08_predict.ipynb 7
-def canvas_size(
-    cfg,                       # `DinosaurConfig` of the model
-    h:int, w:int,              # frame size
-    resize:str='preset',       # 'preset': the model's resize if the aspect ratio matches within 5 %; 'short': short side -> crop; or a `mrdino.metrics.PROTOCOLS` name
-)->tuple|None:                 # (H, W) canvas, or None (short side -> crop)
-    "The canvas a frame is resized to before it is cut into windows (the rule of `predict_windows`)."
-    if resize == 'preset': return preset_canvas(cfg, h, w)
-    if resize == 'short': return None
-    if resize not in PROTOCOLS: raise ValueError(f"resize {resize!r}: use 'preset', 'short' or a protocol of mrdino.metrics ({', '.join(PROTOCOLS)})")
-    r = PROTOCOLS[resize].resize
-    return tuple(r) if r else None
-
-# %% ../nbs/08_predict.ipynb 8
-def frame_windows(
-    cfg,                       # `DinosaurConfig` of the model
-    images:list,               # frames of one size, (h, w, 3) uint8 RGB
-    resize:str='preset',       # canvas rule (see `canvas_size`)
-)->tuple:                      # ((n_frames · n_windows, 3, crop, crop) float tensor in [0, 1], one `WindowLayout` per frame)
-    "The model inputs of several frames: on a protocol canvas that says so (kitti, tri_pd) prepared as `evaluate` and the reference prepare them."
-    if resize in PROTOCOLS and PROTOCOLS[resize].reference_inputs:
-        wins, lays = zip(*[reference_windows(im, resize, cfg.crop) for im in images])
-        return torch.from_numpy(np.concatenate(wins)).permute(0, 3, 1, 2), list(lays)
-    h, w = images[0].shape[:2]
-    lays, wins = zip(*[cut_windows(im, cfg.crop, canvas_size(cfg, h, w, resize)) for im in images])
-    return to_images(np.concatenate(wins)), list(lays)
-
 def segment_frames(
     model,                     # `Dinosaur` (eval mode)
-    images:list,               # frames of one size, (h, w, 3) uint8 RGB
+    images:list,               # frames, (h, w, 3) uint8 RGB
     head=None,                 # `SlotDeactivation` or None (every slot a segment)
-    resize:str='preset',       # canvas rule (see `canvas_size`)
+    resize:str='preset',       # canvas rule (`mrdino.windows.frame_windows`): 'preset', 'short' or a protocol name (kitti, tri_pd: the reference's pixels)
     seed:int=0,                # slot-noise seed: every frame gets the draw `predict_windows` makes
     thr:float=0.5,             # λ threshold
     merge_thr:float|None=0.2,  # border merger's cosine threshold; None: no merging
     autocast:bool=False,       # bf16 autocast of encoder and slot attention (CUDA)
     names:list|None=None,      # one name per frame, for errors (default: its position)
 )->list:                       # per frame (canvas labels (H, W) int32, 0 = background; λ (nW, K) or None; WindowLayout)
-    "Segment several frames with one forward pass over all their windows; per frame as `stage2.predict_frame`."
-    cfg, dev = model.cfg, next(model.parameters()).device
-    x, lays = frame_windows(cfg, images, resize)
-    nW, K, g = len(lays[0].origins), cfg.n_slots, cfg.grid
+    "Segment several frames with one forward pass over all their windows (`mrdino.windows.predict_batch`)."
     names = names or [f"frame {i} of the batch" for i in range(len(images))]
-    noise = torch.randn(nW, K, cfg.slot_dim, generator=torch.Generator().manual_seed(seed))    # (nW, K, D) as predict_windows
-    with torch.no_grad():
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-            f = model.encode(x.to(dev))                                                         # (B*nW, P, F)
-            check_outputs('encoder features', f, names)
-            o = model(f, noise=noise.repeat(len(images), 1, 1))
-        check_outputs('alpha masks', o.masks, names); check_outputs('slots', o.slots, names)    # NaN/inf: an error, not background
-        masks, slots = o.masks.float().cpu(), o.slots.float()                                   # (B*nW, K, P), (B*nW, K, D)
-        lam = head(slots) if head is not None else None                                         # (B*nW, K)
-        if lam is not None: check_outputs('λ (stage-2 head)', lam, names); lam = lam.cpu().numpy()
-    slots = slots.cpu().numpy()
-    res = []
-    for i, lay in enumerate(lays):
-        sl = slice(i * nW, (i + 1) * nW)
-        up = F.interpolate(masks[sl].reshape(nW, K, g, g), size=(cfg.crop, cfg.crop), mode='bilinear', align_corners=False)
-        wp = WindowPrediction(None, None, up.numpy(), slots[sl], None, lay)    # what segment_windows reads: masks, slots, layout
-        l = None if lam is None else lam[sl]
-        res.append((segment_windows(wp, l, thr, merge_thr), l, lay))
-    return res
+    wps = predict_batch(model, images, resize, None, seed, head, thr, merge_thr, autocast=autocast, names=names)
+    return [(wp.segments, wp.lam, wp.layout) for wp in wps]
 
-# %% ../nbs/08_predict.ipynb 10
+# %% ../nbs/08_predict.ipynb 9
 def instance_scores(
     labels:np.ndarray,         # (H, W) ids from `segment_frames` (0 = background, id = window·C + channel + 1)
     lam:np.ndarray|None,       # (nW, K) λ, or None (no head: score 1.0)
@@ -106,7 +57,7 @@ def instance_scores(
         out[int(i)] = 1.0 if lam is None else float(lam[w, j - n_bg])
     return out
 
-# %% ../nbs/08_predict.ipynb 12
+# %% ../nbs/08_predict.ipynb 11
 def rle_encode(
     mask:np.ndarray,   # (H, W) bool
 )->dict:               # {'size': [H, W], 'counts': str} (COCO compressed RLE)
@@ -142,7 +93,7 @@ def rle_decode(
     vals = np.arange(len(runs)) % 2 == 1
     return np.repeat(vals, runs).reshape(W, H).T
 
-# %% ../nbs/08_predict.ipynb 14
+# %% ../nbs/08_predict.ipynb 13
 def coco_annotations(
     labels:np.ndarray,         # (h, w) instance ids at the frame's size, 0 = background
     scores:dict,               # {instance id: score}
@@ -159,7 +110,7 @@ def coco_annotations(
                          score=round(float(scores[int(i)]), 6), iscrowd=0, instance_id=int(i)))
     return anns
 
-# %% ../nbs/08_predict.ipynb 17
+# %% ../nbs/08_predict.ipynb 16
 def frame_name(seq, i:int)->str:
     "Name of frame i of a sequence in the outputs: the file's stem, or the zero-padded index."
     paths = getattr(seq, 'paths', None)
@@ -187,7 +138,7 @@ def source_identity(
     return dict(source=str(Path(source).resolve()) if Path(str(source)).exists() else str(source),
                 sequences=[dict(name=s.name, frames=len(s), digest=identity_digest(input_identity(s))) for s in seqs])
 
-# %% ../nbs/08_predict.ipynb 19
+# %% ../nbs/08_predict.ipynb 18
 def id_palette(
     n_ids:int,                 # ids 0 .. n_ids - 1
 )->np.ndarray:                 # (n_ids, 3) uint8, id 0 black
@@ -208,7 +159,7 @@ def overlay_frame(
     out[edge] = 255
     return out
 
-# %% ../nbs/08_predict.ipynb 21
+# %% ../nbs/08_predict.ipynb 20
 MP4_MAX_SIDE = 8190            # OpenCV's mp4v writer refuses frames with a side of 1 px or of 8192 px and more, and crops odd sides
 
 def _mp4_scaled(h:int, w:int)->tuple:
@@ -260,7 +211,7 @@ def write_overlay_video(
         tmp.unlink(missing_ok=True); raise
     return n
 
-# %% ../nbs/08_predict.ipynb 24
+# %% ../nbs/08_predict.ipynb 23
 def _png(a:np.ndarray)->bytes:
     ok, b = cv2.imencode('.png', a)
     if not ok: raise OSError("could not encode a PNG")
@@ -276,7 +227,7 @@ def _device(device:str|None)->str:
     if d.type not in ('cpu', 'cuda'): raise ValueError(f"device {device!r}: use cpu, cuda or cuda:N")
     return str(d)
 
-# %% ../nbs/08_predict.ipynb 27
+# %% ../nbs/08_predict.ipynb 26
 def select_frames(
     seqs:list,                 # sequences of a source, in order
     every:int=1,               # every n-th frame of each sequence
@@ -290,7 +241,7 @@ def select_frames(
         if idx: plan.append((s, idx))
     return plan
 
-# %% ../nbs/08_predict.ipynb 30
+# %% ../nbs/08_predict.ipynb 29
 def _check_out(out:Path, source, seqs):
     "Refuse an output folder inside a folder the frames are read from (the source is read-only)."
     src = Path(str(source))
@@ -303,7 +254,7 @@ def _check_out(out:Path, source, seqs):
         if out == d or d in out.parents:
             raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another OUT")
 
-# %% ../nbs/08_predict.ipynb 33
+# %% ../nbs/08_predict.ipynb 32
 def _previous_run(
     out:Path,                  # OUT
     settings:dict,             # the settings of this call, as run.json records them
@@ -320,7 +271,7 @@ def _previous_run(
                          "choose another OUT, or delete it to start again")
     return prev
 
-# %% ../nbs/08_predict.ipynb 36
+# %% ../nbs/08_predict.ipynb 35
 def _window_protocol(
     cfg,                       # `DinosaurConfig` of the model
     plan:list,                 # `select_frames`
@@ -357,7 +308,7 @@ def _start_run(
         f"device {dev}, bf16 autocast {fast['bf16_autocast']}, SDPA {fast['sdpa_attention']}; batch {settings['batch']} frames", name='predict')
     return protocol
 
-# %% ../nbs/08_predict.ipynb 39
+# %% ../nbs/08_predict.ipynb 38
 def _part(out:Path, s, k:int)->Path:
     "The record of batch k of a sequence: its existence says the batch is done."
     return out / '.parts' / s.name / f"{k:06d}.json"
@@ -382,7 +333,7 @@ def _segment_batch(
         recs.append(dict(index=i, name=name, height=h, width=w, anns=coco_annotations(full, instance_scores(full, lam, n_slots))))
     return recs
 
-# %% ../nbs/08_predict.ipynb 42
+# %% ../nbs/08_predict.ipynb 41
 def _segment_batches(
     out:Path,                  # OUT
     plan:list,                 # `select_frames`
@@ -412,7 +363,7 @@ def _segment_batches(
     bar.close()
     return n_run, time.time() - t_run
 
-# %% ../nbs/08_predict.ipynb 45
+# %% ../nbs/08_predict.ipynb 44
 def _overlay_video(out:Path, s, items:list, n_ids:int, every:int):
     "overlays/<sequence>.mp4 from the source frames and their mask PNGs; `items`: [(frame index, PNG path under masks/)]."
     (h, w), (H, W) = s.size, mp4_frame_size(*s.size)
@@ -455,7 +406,7 @@ def _assemble(
     atomic_write(out / 'coco.json', json.dumps(coco, separators=(',', ':')))
     return images, anns, skipped, vids
 
-# %% ../nbs/08_predict.ipynb 48
+# %% ../nbs/08_predict.ipynb 47
 def _digest(p:Path)->list:
     "[size in bytes, SHA-256 prefix] of a file: what run.json records of every output."
     h = hashlib.sha256()
@@ -479,14 +430,14 @@ def _damage(
         if got != want: bad[rel] = f"{got[0]} bytes, recorded {want[0]}" if got[0] != want[0] else 'its bytes differ from the recorded hash'
     return bad
 
-# %% ../nbs/08_predict.ipynb 51
+# %% ../nbs/08_predict.ipynb 50
 def _labels_from_coco(img:dict, anns:list)->np.ndarray:
     "A frame's 16-bit mask from its COCO annotations: each instance's id on its RLE, 0 elsewhere (what the PNG holds)."
     lab = np.zeros((img['height'], img['width']), np.uint16)
     for a in anns: lab[rle_decode(a['segmentation'])] = a['instance_id']
     return lab
 
-# %% ../nbs/08_predict.ipynb 53
+# %% ../nbs/08_predict.ipynb 52
 def _repair(out:Path, prev:dict, bad:dict, seqs:list, n_ids:dict, every:int, overlays:bool)->dict:
     "Remake a finished run's missing or damaged masks (from coco.json) and overlays (from the masks), and the overlays it lacks."
     coco = json.loads((out / 'coco.json').read_text())
@@ -535,7 +486,7 @@ def _finished_run(
     for k in bad: (out / k).unlink(missing_ok=True)                # the run makes them again
     return None
 
-# %% ../nbs/08_predict.ipynb 55
+# %% ../nbs/08_predict.ipynb 54
 def predict(
     model:str|Path,            # main-job folder, stage-2 run folder, or DINOSAUR / stage-1 run folder (`resolve_model`)
     source,                    # anything `mrdino.readers.read_source` opens: video, folder of frames, dataset root, 'synthetic:N'
@@ -601,7 +552,7 @@ def predict(
     for line in summarize_skipped(skipped): print(f"predict: skipped {line}", file=sys.stderr)   # run.json lists each one
     return rec
 
-# %% ../nbs/08_predict.ipynb 71
+# %% ../nbs/08_predict.ipynb 70
 def read_predictions(
     out:str|Path,              # a finished `predict` output folder
     sequence:str|None=None,    # sequence name (default: the first)
@@ -624,7 +575,7 @@ def read_predictions(
                 labels=[cv2.imread(str(out / 'masks' / i['file_name']), cv2.IMREAD_UNCHANGED).astype(np.int32) for i in imgs],
                 scores=[scores[i['id']] for i in imgs], gt=[f.gt for f in fr])
 
-# %% ../nbs/08_predict.ipynb 72
+# %% ../nbs/08_predict.ipynb 71
 def _data_uri(rgb:np.ndarray)->str:
     "An RGB image as an inline JPEG (display only: small enough for a notebook)."
     ok, b = cv2.imencode('.jpg', np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])

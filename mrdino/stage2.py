@@ -17,7 +17,7 @@ from .stage1 import instance_masks, match_masks, upsample_masks
 
 # %% auto 0
 __all__ = ['STAGE2_PRESETS', 'SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config', 'slots_and_masks', 'base_record',
-           'head_base', 'load_head', 'train_stage2', 'segment_windows', 'predict_frame']
+           'head_base', 'load_head', 'train_stage2', 'predict_frame']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -245,22 +245,8 @@ def train_stage2(
     return last
 
 # %% ../nbs/05_stage2.ipynb 21
-from .dinosaur import predict_windows, merge_window_slots, join_windows, check_outputs, NonFiniteOutputError
+from .windows import predict_windows
 from .metrics import get_protocol
-
-def segment_windows(
-    wp,                            # `WindowPrediction` of one image (from `predict_windows`, merge_thr=None)
-    lam:np.ndarray|None=None,      # (nW, K) λ; None: every slot is a segment
-    thr:float=0.5,                 # λ threshold
-    merge_thr:float|None=0.2,      # cosine threshold of the border merger; None: no merging
-    merge_mode:str='corrected',    # `merge_window_slots` mode; 'reference' without λ compares `wp.decoder_inputs()`
-)->np.ndarray:                     # labels on the canvas (H, W) int32, 0 = background
-    "Join the windows' masks with slots switched off by λ (background channel competing), merge across borders."
-    lab, C, n_bg = join_windows(wp.masks, wp.layout, lam, thr)
-    if merge_thr is not None:
-        feats = wp.decoder_inputs() if merge_mode == 'reference' and not n_bg else wp.slots
-        lab, _ = merge_window_slots(lab, feats, wp.layout, merge_thr, n_bg=n_bg, mode=merge_mode)
-    return np.where(lab % C < n_bg, 0, lab + 1).astype(np.int32)          # background channels -> 0, slots -> id ≥ 1
 
 def predict_frame(
     model:Dinosaur,                # DINOSAUR (baseline or stage 1)
@@ -272,12 +258,9 @@ def predict_frame(
     protocol=None,                 # `mrdino.metrics` protocol: reference inputs and merger where it says so (kitti, tri_pd)
     merge_mode:str|None=None,      # override the merger mode ('corrected' or 'reference'); None: the protocol's, else 'corrected'
 )->tuple:                          # (labels on the canvas (H, W) int32, 0 = background; λ (nW, K) or None)
-    "Segment one image: windows, optional slot deactivation, join, merge across borders."
+    "Segment one image under an evaluation protocol: windows, optional slot deactivation, join, merge across borders."
     p = get_protocol(protocol) if protocol is not None else None
     mode = merge_mode or (p.merge_mode if p is not None else 'corrected')
-    wp = predict_windows(model, image, seed=seed, merge_thr=None, protocol=p if p is not None and p.reference_inputs else None)
-    lam = None
-    if head is not None:
-        with torch.no_grad(): lam = head(torch.from_numpy(wp.slots).to(next(head.parameters()).device))   # (nW, K)
-        check_outputs('λ (stage-2 head)', lam); lam = lam.cpu().numpy()
-    return segment_windows(wp, lam, thr, merge_thr, mode), lam
+    wp = predict_windows(model, image, seed=seed, merge_thr=merge_thr, protocol=p if p is not None and p.reference_inputs else None,
+                         merge_mode=mode, head=head, thr=thr)
+    return wp.segments, wp.lam

@@ -26,7 +26,7 @@ def test_oracle_lambdas():
 
 def _canvas():
     "28×56 canvas = two 28-px windows of a 2×2 patch grid (14-px patches); answer worked out in the tests."
-    from mrdino.dinosaur import window_layout
+    from mrdino.windows import window_layout
     g = np.zeros((28, 56), int)
     g[:, 0:14] = 1                      # left patch column of window 0
     g[:, 14:42] = 2                     # right patch column of window 0 + left patch column of window 1

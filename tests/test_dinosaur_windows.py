@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mrdino.dinosaur import Dinosaur, DinosaurConfig, WindowLayout, merge_window_slots, predict_windows, window_layout
+from mrdino.dinosaur import Dinosaur, DinosaurConfig
+from mrdino.windows import WindowLayout, merge_window_slots, predict_windows, window_layout
 
 TINY = dict(encoder_weights='random', encoder_arch=dict(embed_dim=16, depth=1, num_heads=2), n_slots=3, decoder_hidden=16)
 

@@ -164,8 +164,9 @@ def test_predict_on_a_protocol_canvas_prepares_windows_as_evaluate(one_thread):
     # non-antialiased bicubic resize of `reference_windows`, not mrdino's resize through uint8 (which rounds every
     # pixel to 1/255); other canvases keep mrdino's own windows
     import torch
-    from mrdino.dinosaur import Dinosaur, DinosaurConfig, predict_windows, reference_windows, cut_windows, to_images
-    from mrdino.predict import frame_windows, segment_frames
+    from mrdino.dinosaur import Dinosaur, DinosaurConfig, to_images
+    from mrdino.windows import predict_windows, reference_windows, cut_windows, frame_windows
+    from mrdino.predict import segment_frames
     cfg = DinosaurConfig.preset('kitti', encoder_weights='random', n_slots=3, decoder_hidden=16,
                                 encoder_arch=dict(embed_dim=16, depth=1, num_heads=2))
     rng = np.random.default_rng(1)

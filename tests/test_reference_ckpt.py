@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from mrdino.encoder import build_encoder, IMAGENET_MEAN, IMAGENET_STD
-from mrdino.dinosaur import DinosaurConfig, reference_windows
+from mrdino.dinosaur import DinosaurConfig
+from mrdino.windows import reference_windows
 from mrdino.reference import load_reference_checkpoint
 from mrdino.pipeline import load_trained
 from test_dinosaur_encoder import random_hub_state_dict   # the same random torch.hub layout

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mrdino.dinosaur import PRESETS, WindowLayout, merge_window_slots
+from mrdino.dinosaur import PRESETS
+from mrdino.windows import WindowLayout, merge_window_slots
 from mrdino.cli import main
 
 from test_reference_ckpt import ENC, TINY, hub_state_dict, ref_state_dict, save_ckpt
