@@ -12,7 +12,7 @@ import torch, torch.nn.functional as F
 
 from .data import (
     read_source, atomic_write, clean_stale_tmp, label_to_rgb, progress_bar, summarize_skipped, input_identity, identity_digest,
-    BadFrameError, VideoSequence, _tmp_name)
+    BadFrameError, VideoSequence, _tmp_name, check_out_of_source)
 from .dinosaur import (
     load_dinosaur, find_checkpoint, checkpoint_candidates, preset_canvas, to_images, cut_windows, reference_windows,
     window_layout, check_outputs, say, _fast_paths, WindowPrediction, NonFiniteOutputError)
@@ -343,17 +343,7 @@ def select_frames(
     return plan
 
 # %% ../nbs/08_predict.ipynb 31
-def _check_out(out:Path, source, seqs):
-    "Refuse an output folder inside a folder the frames are read from (the source is read-only)."
-    src = Path(str(source))
-    if src.is_file() and out == src.resolve(): raise ValueError(f"output {out} is the source video itself: choose another OUT")
-    dirs = [src.resolve()] if src.is_dir() else []           # a folder of frames or videos, a dataset root
-    for s in seqs:                                            # every folder a frame file is read from
-        paths = getattr(s, 'paths', None)
-        if paths: dirs.append(Path(paths[0]).resolve().parent)
-    for d in dirs:
-        if out == d or d in out.parents:
-            raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another OUT")
+_check_out = check_out_of_source   # the read-only-source rule of every command that writes: `mrdino.data.check_out_of_source`
 
 # %% ../nbs/08_predict.ipynb 34
 def _previous_run(
