@@ -52,14 +52,12 @@ def _info(a):
 
 def _pseudolabel(a):
     "Pseudo-label every quasi-static frame of a dataset (resumable, shardable)."
-    from mrdino.pseudolabels import pseudolabel, InstanceConfig
-    from mrdino.flow import TAU_STATIC
-    tau = a.tau_static if a.tau_static is not None else TAU_STATIC[a.preset]
+    from mrdino.pseudolabels import pseudolabel, pseudolabel_settings
+    settings = pseudolabel_settings(a.preset, a.scale, mode=a.mode, edge=a.edge)   # the preset's, as the main job's
+    if a.tau_static is not None: settings['tau_static'] = a.tau_static
     flow_kw = {k: v for k, v in dict(weights=a.weights, device=a.device).items() if v}
-    cfg = InstanceConfig(mode=a.mode, edge=a.edge)
-    if a.scale: cfg = cfg.scaled(a.scale)
-    r = pseudolabel(a.source, a.out, backend=a.backend, tau_static=tau, workers=a.workers, shard=a.shard,
-                    layout=a.layout, flow_kw=flow_kw, instances=cfg)
+    r = pseudolabel(a.source, a.out, backend=a.backend, workers=a.workers, shard=a.shard,
+                    layout=a.layout, flow_kw=flow_kw, **settings)
     print(json.dumps(r, indent=1, default=str))
 
 def _flow(a):

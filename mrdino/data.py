@@ -16,8 +16,8 @@ from tqdm.std import tqdm
 
 # %% auto 0
 __all__ = ['Frame', 'BadFrameError', 'Sequence', 'flow_to_rgb', 'label_to_rgb', 'summarize_skipped', 'atomic_write',
-           'remove_stale_tmp', 'clean_stale_tmp', 'progress_mode', 'progress_bar', 'say', 'png_html', 'with_snapshot',
-           'file_hashes', 'input_identity', 'identity_digest', 'identity_changes']
+           'remove_stale_tmp', 'clean_stale_tmp', 'check_out_of_source', 'progress_mode', 'progress_bar', 'say',
+           'png_html', 'with_snapshot', 'file_hashes', 'input_identity', 'identity_digest', 'identity_changes']
 
 # %% ../nbs/00_data.ipynb 5
 @dataclass
@@ -201,6 +201,23 @@ def clean_stale_tmp(
     return len(remove_stale_tmp(root, rf'\..*\.{re.escape(socket.gethostname())}-(?P<pid>\d+)\.tmp(?:\.mp4)?', recursive=True))
 
 # %% ../nbs/00_data.ipynb 17
+def check_out_of_source(
+    out,        # output folder about to be written (it need not exist)
+    source,     # what the frames are read from: a file or folder path, or anything else (a list of sequences, 'synthetic:N')
+    seqs=(),    # the sequences read from it: the folders their frame files lie in, and their video files, are read-only too
+)->Path:        # `out`, resolved
+    "Refuse an output folder that is a source file or lies inside a folder the frames are read from (the source is read-only)."
+    out = Path(out).resolve()
+    src = Path(source).resolve() if isinstance(source, (str, Path)) else None
+    files = ([src] if src and src.is_file() else []) + [Path(s.path).resolve() for s in seqs if getattr(s, 'path', None)]
+    dirs = ([src] if src and src.is_dir() else []) + [Path(s.paths[0]).resolve().parent for s in seqs if getattr(s, 'paths', None)]
+    if out in files: raise ValueError(f"output {out} is a source file itself: the source is read-only, choose another OUT")
+    for d in dirs:
+        if out == d or d in out.parents:
+            raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another OUT")
+    return out
+
+# %% ../nbs/00_data.ipynb 20
 _LINE_FORMAT = ('{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}, {rate_fmt}]',  # no bar, no width cut
                 '{desc}: {n_fmt} {unit}{postfix} [{elapsed}, {rate_fmt}]')                                    # total unknown
 
@@ -249,13 +266,13 @@ def _lines_tqdm()->type:
         def set_postfix(self, ordered_dict=None, refresh=True, **kw): super().set_postfix(ordered_dict, False, **kw)
     return LinesTqdm
 
-# %% ../nbs/00_data.ipynb 20
+# %% ../nbs/00_data.ipynb 23
 def say(msg:str, rank:int=0, name:str='dinosaur'):
     "Log `msg` (logger `mrdino.<name>`) and print it on rank 0."
     logging.getLogger(f'mrdino.{name}').info(msg)
     if rank == 0: print(f"[mrdino.{name}] {msg}", flush=True)
 
-# %% ../nbs/00_data.ipynb 23
+# %% ../nbs/00_data.ipynb 26
 def png_html(
     img:np.ndarray,         # (H, W, 3) uint8 RGB
     width:int|None=None,    # display width in CSS pixels (default: the image's)
@@ -277,7 +294,7 @@ def with_snapshot(
     box._repr_mimebundle_ = bundle
     return box
 
-# %% ../nbs/00_data.ipynb 28
+# %% ../nbs/00_data.ipynb 31
 _CONTENT = 'xxh3-128'   # what names a file's content in `input_identity` (older records: size, time, first and last 4 KiB)
 _RACY_NS = 2 * 10**9    # a file changed this recently when hashed is not cached (timestamps are coarse)
 _DB = {}                # (cache file, process, thread) -> sqlite connection, or None where the cache cannot be used

@@ -11,19 +11,17 @@ from typing import Iterator
 
 import numpy as np
 import cv2
-from .data import progress_bar, png_html, with_snapshot
+from .data import progress_bar, png_html, with_snapshot, flow_to_rgb
 # torch and torchvision are imported where RAFT needs them: DIS users and pseudo-label worker processes start
 # without them (they take seconds to import)
-
-from .data import flow_to_rgb
 
 # %% auto 0
 __all__ = ['DIS_PRESETS', 'DIS_AUTO_HEIGHT', 'DEFAULT_DIS_PRESET', 'WEIGHTS_HELP', 'BACKENDS', 'TAU_STATIC', 'as_frame_image',
            'check_flow', 'FlowBackend', 'check_flow_size', 'DISFlow', 'FarnebackFlow', 'TVL1Flow', 'build_raft',
            'smurf_tf_to_torchvision', 'raft_state_dict', 'load_weight_file', 'RaftFlow', 'get_backend', 'compute_flow',
-           'iter_flow', 'sequence_flow', 'corner_means', 'is_quasi_static', 'quasi_static_runs', 'QuasiStaticTable',
-           'retrieve_quasi_static', 'camera_still_truth', 'retrieval_metrics', 'evaluate_retrieval', 'metrics_table',
-           'flow_epe', 'benchmark_flow', 'FlowExplorer']
+           'iter_flow', 'sequence_flow', 'corner_means', 'is_quasi_static', 'keep_runs', 'quasi_static_runs',
+           'QuasiStaticTable', 'retrieve_quasi_static', 'camera_still_truth', 'retrieval_metrics', 'evaluate_retrieval',
+           'metrics_table', 'flow_epe', 'benchmark_flow', 'FlowExplorer']
 
 # %% ../nbs/01_flow.ipynb 3
 _log = logging.getLogger(__name__)
@@ -224,31 +222,23 @@ def _princeton_key(k:str, arch:str='large')->str:
     return k                                                  # flow_head keeps its names; unknown keys are
                                                               # left for load_state_dict to report
 
+_SMURF_NAMES = [  # SMURF TF variable path → the princeton-vl module of the same weights (then `_princeton_key`)
+    (r'feature_model/(cnet|fnet)/(conv[12])', r'\1.\2'),
+    (r'feature_model/(cnet|fnet)/layer(\d)/layer_with_weights-(\d)/conv(\d)', r'\1.layer\2.\3.conv\4'),
+    (r'feature_model/(cnet|fnet)/layer(\d)/layer_with_weights-(\d)/downsample/layer_with_weights-0', r'\1.layer\2.\3.downsample.0'),
+    (r'flow_model/update_block/(encoder|gru|flow_head)/(\w+)', r'update_block.\1.\2'),
+    (r'flow_model/update_block/mask/layer_with_weights-0', 'update_block.mask.0'),
+    (r'flow_model/update_block/mask/layer_with_weights-1', 'update_block.mask.2')]
+
 def _smurf_tf_key(k:str)->tuple[str, bool]|None:
     "torchvision name of a SMURF TF variable and whether it is a conv kernel; None for non-weights."
     m = re.fullmatch(r'(.*)/(kernel|bias)/\.ATTRIBUTES/VARIABLE_VALUE', k)
     if not m: return None                                     # optimizer slots, counters, ...
-    p, kind = m[1], m[2]
-    suf = 'weight' if kind == 'kernel' else 'bias'
-    if f := re.fullmatch(r'feature_model/(cnet|fnet)/(.*)', p):
-        enc = 'context_encoder' if f[1] == 'cnet' else 'feature_encoder'
-        r = f[2]
-        if r == 'conv1': return f"{enc}.convnormrelu.0.{suf}", kind == 'kernel'
-        if r == 'conv2': return f"{enc}.conv.{suf}", kind == 'kernel'
-        if b := re.fullmatch(r'layer(\d)/layer_with_weights-(\d)/conv(\d)', r):
-            return f"{enc}.layer{b[1]}.{b[2]}.convnormrelu{b[3]}.0.{suf}", kind == 'kernel'
-        if b := re.fullmatch(r'layer(\d)/layer_with_weights-(\d)/downsample/layer_with_weights-0', r):
-            return f"{enc}.layer{b[1]}.{b[2]}.downsample.0.{suf}", kind == 'kernel'
-    ub = {'conv': 'conv', 'convc1': 'convcorr1', 'convc2': 'convcorr2', 'convf1': 'convflow1', 'convf2': 'convflow2'}
-    if u := re.fullmatch(r'flow_model/update_block/encoder/(\w+)', p):
-        return f"update_block.motion_encoder.{ub[u[1]]}.0.{suf}", kind == 'kernel'
-    if u := re.fullmatch(r'flow_model/update_block/gru/conv([zrq])([12])', p):
-        return f"update_block.recurrent_block.convgru{u[2]}.conv{u[1]}.{suf}", kind == 'kernel'
-    if u := re.fullmatch(r'flow_model/update_block/flow_head/conv([12])', p):
-        return f"update_block.flow_head.conv{u[1]}.{suf}", kind == 'kernel'
-    if u := re.fullmatch(r'flow_model/update_block/mask/layer_with_weights-([01])', p):
-        return f"mask_predictor.{'convrelu.0' if u[1] == '0' else 'conv'}.{suf}", kind == 'kernel'
+    for pat, module in _SMURF_NAMES:
+        if re.fullmatch(pat, m[1]):
+            return _princeton_key(re.sub(pat, module, m[1]) + ('.weight' if m[2] == 'kernel' else '.bias')), m[2] == 'kernel'
     raise ValueError(f"SMURF TF variable {k!r} has no torchvision counterpart")
+
 
 # %% ../nbs/01_flow.ipynb 18
 def smurf_tf_to_torchvision(
@@ -355,24 +345,17 @@ class RaftFlow(FlowBackend):
                f"{self.iters} it, {self.fit}, {self.device}]"
 
     def _fit(self, x):
-        import torch.nn.functional as F  # lazy: seconds to import
+        "(B, 3, H, W) frames brought to multiples of 8 (at least 128) by `self.fit`, and the function that brings a flow back."
+        import torch, torch.nn.functional as F  # lazy: seconds to import
         H, W = x.shape[-2:]
         H8, W8 = max(128, -(-H // 8) * 8), max(128, -(-W // 8) * 8)
-        if (H8, W8) == (H, W): return x, None
-        if self.fit == 'resize': return F.interpolate(x, size=(H8, W8), mode='bilinear', align_corners=False), (H, W)
-        t, l = (H8 - H) // 2, (W8 - W) // 2
-        return F.pad(x, (l, W8 - W - l, t, H8 - H - t), mode='replicate'), (H, W, t, l)
-
-    def _unfit(self, f, how):
-        if how is None: return f
+        if (H8, W8) == (H, W): return x, lambda f: f
         if self.fit == 'resize':
-            import torch, torch.nn.functional as F  # lazy: seconds to import
-            H, W = how
-            H8, W8 = f.shape[-2:]
-            f = F.interpolate(f, size=(H, W), mode='bilinear', align_corners=False)
-            return f * torch.tensor([W / W8, H / H8], device=f.device, dtype=f.dtype).view(1, 2, 1, 1)
-        H, W, t, l = how
-        return f[..., t:t + H, l:l + W]
+            back = torch.tensor([W / W8, H / H8], device=x.device, dtype=x.dtype).view(1, 2, 1, 1)   # flow in px of H×W
+            return (F.interpolate(x, size=(H8, W8), mode='bilinear', align_corners=False),
+                    lambda f: F.interpolate(f, size=(H, W), mode='bilinear', align_corners=False) * back)
+        t, l = (H8 - H) // 2, (W8 - W) // 2
+        return F.pad(x, (l, W8 - W - l, t, H8 - H - t), mode='replicate'), lambda f: f[..., t:t + H, l:l + W]
 
     def batch(self, ims0, ims1):
         import torch  # lazy: seconds to import
@@ -380,10 +363,10 @@ class RaftFlow(FlowBackend):
             x = torch.from_numpy(np.stack([np.repeat(i[..., None], 3, -1) if i.ndim == 2 else i for i in ims]))
             return x.to(self.device).permute(0, 3, 1, 2).float() * (2 / 255) - 1  # (B, 3, H, W) in [-1, 1]
         with torch.inference_mode():
-            x0, how = self._fit(prep(ims0))
+            x0, back = self._fit(prep(ims0))
             x1, _ = self._fit(prep(ims1))
             f = self.model(x0, x1, num_flow_updates=self.iters)[-1]             # (B, 2, H8, W8), last update
-            return list(self._unfit(f, how).permute(0, 2, 3, 1).float().cpu().numpy())
+            return list(back(f).permute(0, 2, 3, 1).float().cpu().numpy())
 
 # %% ../nbs/01_flow.ipynb 27
 BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')
@@ -486,6 +469,11 @@ def _corner_size(H:int, W:int, frac:float)->tuple[int, int]:
         raise ValueError(f"corner fraction {frac} of a {W}×{H} flow gives an empty {cw}×{ch} patch: use a larger frac")
     return ch, cw
 
+def _corners(H:int, W:int, frac:float)->list:
+    "(row slice, column slice) of the four corner patches, TL, TR, BL, BR."
+    ch, cw = _corner_size(H, W, frac)
+    return [(r, c) for r in (slice(0, ch), slice(H - ch, H)) for c in (slice(0, cw), slice(W - cw, W))]
+
 def corner_means(
     flow:np.ndarray,   # (H, W, 2) forward flow in pixels, or (T, H, W, 2)
     frac:float=0.15,   # corner patch side as a fraction of H and of W
@@ -493,10 +481,8 @@ def corner_means(
     "Mean flow magnitude in the four image corners."
     flow = check_flow(flow)
     H, W = flow.shape[-3:-1]
-    ch, cw = _corner_size(H, W, frac)
     mag = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)                # (..., H, W)
-    patches = (mag[..., :ch, :cw], mag[..., :ch, W - cw:], mag[..., H - ch:, :cw], mag[..., H - ch:, W - cw:])
-    return np.stack([p.mean((-2, -1), dtype=np.float64) for p in patches], -1)
+    return np.stack([mag[..., r, c].mean((-2, -1), dtype=np.float64) for r, c in _corners(H, W, frac)], -1)
 
 def is_quasi_static(
     flow:np.ndarray,       # (H, W, 2) or (T, H, W, 2) forward flow; or precomputed corner means (4,) / (T, 4)
@@ -512,6 +498,22 @@ def is_quasi_static(
     ok = (means < tau_static).sum(-1) >= min_corners
     return bool(ok) if ok.ndim == 0 else ok
 
+def keep_runs(
+    items,            # iterable of (qualifies, item), in frame order
+    min_run:int=5,    # shortest run of consecutive qualifying items that is kept
+)->Iterator[tuple[bool, object]]: # (kept, item) for every item, in order, as soon as its fate is known
+    "The run rule on a stream: keep maximal runs of at least `min_run` consecutive qualifying items."
+    if min_run < 1: raise ValueError(f"min_run={min_run} must be >= 1")
+    pending, run = [], 0                          # the current run: its length, its items not yet handed back
+    for q, item in items:
+        if q:
+            pending.append(item); run += 1
+            if run >= min_run: yield from ((True, x) for x in pending); pending.clear()   # long enough: kept
+            continue
+        yield from ((False, x) for x in pending); pending.clear(); run = 0                  # a run too short ends
+        yield False, item
+    yield from ((False, x) for x in pending)
+
 def quasi_static_runs(
     flags,            # (T,) bool: frame qualifies
     min_run:int=5,    # shortest run of consecutive qualifying frames that is kept
@@ -519,14 +521,9 @@ def quasi_static_runs(
     "Keep only maximal runs of at least `min_run` consecutive qualifying frames."
     f = np.asarray(flags, bool)
     if f.ndim != 1: raise ValueError(f"flags must be 1-D, got shape {f.shape}")
-    if min_run < 1: raise ValueError(f"min_run={min_run} must be >= 1")
-    out = np.zeros_like(f)
-    d = np.diff(np.r_[0, f.astype(np.int8), 0])
-    for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):   # run [s, e)
-        if e - s >= min_run: out[s:e] = True
-    return out
+    return np.array([kept for kept, _ in keep_runs(zip(f, f), min_run)], bool)
 
-# %% ../nbs/01_flow.ipynb 37
+# %% ../nbs/01_flow.ipynb 39
 def _fmt_table(header:list, rows:list)->str:
     cells = [[str(h) for h in header]] + [[c if isinstance(c, str) else f"{c:.3f}" if isinstance(c, float) else str(c)
                                            for c in r] for r in rows]
@@ -589,7 +586,7 @@ def retrieve_quasi_static(
                             np.vstack([means, np.full((1, 4), np.nan)]), q, quasi_static_runs(q, min_run),
                             np.stack(flows) if keep_flow else None)
 
-# %% ../nbs/01_flow.ipynb 41
+# %% ../nbs/01_flow.ipynb 43
 def camera_still_truth(
     seq,                      # a synthetic video (with `camera_moving`) or a `Sequence` whose frames carry `speed`
     speed_thresh:float=0.2,   # m/s below which the camera counts as still (KITTI OXTS)
@@ -640,7 +637,7 @@ def metrics_table(results:dict)->str:
             for k, v in results.items() if k != 'tables']
     return _fmt_table(['rule', 'frames', 'accuracy %', 'precision %', 'recall %', 'FP', 'FN'], rows)
 
-# %% ../nbs/01_flow.ipynb 52
+# %% ../nbs/01_flow.ipynb 54
 def flow_epe(
     flow:np.ndarray,             # (..., H, W, 2) estimated flow
     gt:np.ndarray,               # (..., H, W, 2) true flow
@@ -663,9 +660,8 @@ def benchmark_flow(
         err, cerr, n, dt = [], [], 0, 0.0
         for v in videos:
             H, W = v.frames.shape[1:3]
-            ch, cw = _corner_size(H, W, frac)
             corner = np.zeros((H, W), bool)
-            corner[:ch, :cw] = corner[:ch, -cw:] = corner[-ch:, :cw] = corner[-ch:, -cw:] = True
+            for r, c in _corners(H, W, frac): corner[r, c] = True
             for t in range(len(v) - 1 if max_pairs is None else min(max_pairs, len(v) - 1)):
                 t0 = time.perf_counter(); f = b(v.frames[t], v.frames[t + 1]); dt += time.perf_counter() - t0
                 e = np.linalg.norm(f - v.flow[t], axis=-1)
@@ -674,7 +670,7 @@ def benchmark_flow(
         rows.append((label, float(e.mean()), float(c.mean()), float(100 * (e > 3).mean()), 1000 * dt / n))
     return rows
 
-# %% ../nbs/01_flow.ipynb 56
+# %% ../nbs/01_flow.ipynb 58
 class FlowExplorer:
     "Interactive view of a sequence's flow, corner means and quasi-static verdict."
     def __init__(self,
@@ -727,10 +723,9 @@ class FlowExplorer:
         "(2H, W, 3) uint8: frame on top, flow colours below, corner boxes and means on both."
         im = np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im
         H, W = f.shape[:2]
-        ch, cw = _corner_size(H, W, self.frac)
         out = np.concatenate([im, flow_to_rgb(f, self.max_mag)]).copy()
-        boxes = [(0, 0), (0, W - cw), (H - ch, 0), (H - ch, W - cw)]
-        for (y, x), m in zip(boxes, self.means):
+        for (r, c), m in zip(_corners(H, W, self.frac), self.means):
+            (y, x), ch, cw = (r.start, c.start), r.stop - r.start, c.stop - c.start
             col = (0, 200, 0) if m < self.tau.value else (230, 0, 0)
             for dy in (0, H):
                 cv2.rectangle(out, (x, y + dy), (x + cw - 1, y + dy + ch - 1), col, 1)

@@ -18,9 +18,9 @@ from .encoder import FILTERBANK_ARCH, build_encoder, read_safetensors
 from .dinosaur import (Dinosaur, DinosaurConfig, train_dinosaur, load_dinosaur,
                              find_checkpoint, checkpoint_candidates, weights_digest)
 from .windows import NonFiniteOutputError
-from .flow import BACKENDS, TAU_STATIC
+from .flow import BACKENDS
 from .metrics import score_pair, evaluate_masks, contingency, segment_iou
-from .pseudolabels import pseudolabel, read_instances
+from .pseudolabels import pseudolabel, pseudolabel_settings, read_instances
 from .stage1 import STAGE1_PRESETS, training_windows, train_stage1, encode_windows
 from .stage2 import (SlotDeactivation, STAGE2_PRESETS, train_stage2, load_head, head_base, _describe_base,
                            predict_frame)
@@ -224,11 +224,11 @@ class MainJob:
 
     def pseudo_labels(self)->dict:
         "Step 1: flow → quasi-static retrieval → instance pseudo-labels on the training videos (`mrdino.pseudolabels`)."
-        tau = TAU_STATIC[self.preset]
-        settings = dict(data=self.data, **self._world('data'), backend=self.flow_backend, tau_static=tau,   # workers do not change the labels
+        pl = pseudolabel_settings(self.preset)     # the preset's settings at its own frame size
+        settings = dict(data=self.data, **self._world('data'), backend=self.flow_backend, tau_static=pl['tau_static'],   # workers do not change the labels
                         inputs=self.data_identity())  # changed sequences are relabelled by `pseudolabel` itself
         return self._step('pseudolabels', settings, lambda d: pseudolabel(
-            self.videos(), d, backend=self.flow_backend, tau_static=tau, workers=self.workers, progress=self.progress))
+            self.videos(), d, backend=self.flow_backend, workers=self.workers, progress=self.progress, **pl))
 
     def labelled_frames(self)->tuple:
         "(frames, pseudo-label maps) of every retrieved frame with at least one instance."

@@ -12,7 +12,7 @@ import torch
 
 from .data import (
     atomic_write, clean_stale_tmp, label_to_rgb, progress_bar, summarize_skipped, input_identity, identity_digest,
-    BadFrameError, _tmp_name, say)
+    BadFrameError, _tmp_name, say, check_out_of_source)
 from .readers import read_source, VideoSequence
 from .dinosaur import _fast_paths
 from .windows import canvas_size, window_layout, predict_batch, NonFiniteOutputError
@@ -241,20 +241,7 @@ def select_frames(
         if idx: plan.append((s, idx))
     return plan
 
-# %% ../nbs/08_predict.ipynb 29
-def _check_out(out:Path, source, seqs):
-    "Refuse an output folder inside a folder the frames are read from (the source is read-only)."
-    src = Path(str(source))
-    if src.is_file() and out == src.resolve(): raise ValueError(f"output {out} is the source video itself: choose another OUT")
-    dirs = [src.resolve()] if src.is_dir() else []           # a folder of frames or videos, a dataset root
-    for s in seqs:                                            # every folder a frame file is read from
-        paths = getattr(s, 'paths', None)
-        if paths: dirs.append(Path(paths[0]).resolve().parent)
-    for d in dirs:
-        if out == d or d in out.parents:
-            raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another OUT")
-
-# %% ../nbs/08_predict.ipynb 32
+# %% ../nbs/08_predict.ipynb 31
 def _previous_run(
     out:Path,                  # OUT
     settings:dict,             # the settings of this call, as run.json records them
@@ -271,7 +258,7 @@ def _previous_run(
                          "choose another OUT, or delete it to start again")
     return prev
 
-# %% ../nbs/08_predict.ipynb 35
+# %% ../nbs/08_predict.ipynb 34
 def _window_protocol(
     cfg,                       # `DinosaurConfig` of the model
     plan:list,                 # `select_frames`
@@ -308,7 +295,7 @@ def _start_run(
         f"device {dev}, bf16 autocast {fast['bf16_autocast']}, SDPA {fast['sdpa_attention']}; batch {settings['batch']} frames", name='predict')
     return protocol
 
-# %% ../nbs/08_predict.ipynb 38
+# %% ../nbs/08_predict.ipynb 37
 def _part(out:Path, s, k:int)->Path:
     "The record of batch k of a sequence: its existence says the batch is done."
     return out / '.parts' / s.name / f"{k:06d}.json"
@@ -333,7 +320,7 @@ def _segment_batch(
         recs.append(dict(index=i, name=name, height=h, width=w, anns=coco_annotations(full, instance_scores(full, lam, n_slots))))
     return recs
 
-# %% ../nbs/08_predict.ipynb 41
+# %% ../nbs/08_predict.ipynb 40
 def _segment_batches(
     out:Path,                  # OUT
     plan:list,                 # `select_frames`
@@ -363,7 +350,7 @@ def _segment_batches(
     bar.close()
     return n_run, time.time() - t_run
 
-# %% ../nbs/08_predict.ipynb 44
+# %% ../nbs/08_predict.ipynb 43
 def _overlay_video(out:Path, s, items:list, n_ids:int, every:int):
     "overlays/<sequence>.mp4 from the source frames and their mask PNGs; `items`: [(frame index, PNG path under masks/)]."
     (h, w), (H, W) = s.size, mp4_frame_size(*s.size)
@@ -406,7 +393,7 @@ def _assemble(
     atomic_write(out / 'coco.json', json.dumps(coco, separators=(',', ':')))
     return images, anns, skipped, vids
 
-# %% ../nbs/08_predict.ipynb 47
+# %% ../nbs/08_predict.ipynb 46
 def _digest(p:Path)->list:
     "[size in bytes, SHA-256 prefix] of a file: what run.json records of every output."
     h = hashlib.sha256()
@@ -430,14 +417,14 @@ def _damage(
         if got != want: bad[rel] = f"{got[0]} bytes, recorded {want[0]}" if got[0] != want[0] else 'its bytes differ from the recorded hash'
     return bad
 
-# %% ../nbs/08_predict.ipynb 50
+# %% ../nbs/08_predict.ipynb 49
 def _labels_from_coco(img:dict, anns:list)->np.ndarray:
     "A frame's 16-bit mask from its COCO annotations: each instance's id on its RLE, 0 elsewhere (what the PNG holds)."
     lab = np.zeros((img['height'], img['width']), np.uint16)
     for a in anns: lab[rle_decode(a['segmentation'])] = a['instance_id']
     return lab
 
-# %% ../nbs/08_predict.ipynb 52
+# %% ../nbs/08_predict.ipynb 51
 def _repair(out:Path, prev:dict, bad:dict, seqs:list, n_ids:dict, every:int, overlays:bool)->dict:
     "Remake a finished run's missing or damaged masks (from coco.json) and overlays (from the masks), and the overlays it lacks."
     coco = json.loads((out / 'coco.json').read_text())
@@ -486,7 +473,7 @@ def _finished_run(
     for k in bad: (out / k).unlink(missing_ok=True)                # the run makes them again
     return None
 
-# %% ../nbs/08_predict.ipynb 54
+# %% ../nbs/08_predict.ipynb 53
 def predict(
     model:str|Path,            # main-job folder, stage-2 run folder, or DINOSAUR / stage-1 run folder (`resolve_model`)
     source,                    # anything `mrdino.readers.read_source` opens: video, folder of frames, dataset root, 'synthetic:N'
@@ -513,7 +500,7 @@ def predict(
     t0 = time.time()
     seqs = read_source(source, layout)
     out = Path(out).resolve()
-    _check_out(out, source, seqs)
+    check_out_of_source(out, source, seqs)
     names = [s.name for s in seqs]
     if len(set(names)) != len(names): raise ValueError(f"sequence names occur more than once in {source}: outputs would collide")
     net, head, what = resolve_model(Path(model).resolve() if Path(model).exists() else model, encoder_weights, dev, variant)
@@ -552,7 +539,7 @@ def predict(
     for line in summarize_skipped(skipped): print(f"predict: skipped {line}", file=sys.stderr)   # run.json lists each one
     return rec
 
-# %% ../nbs/08_predict.ipynb 70
+# %% ../nbs/08_predict.ipynb 69
 def read_predictions(
     out:str|Path,              # a finished `predict` output folder
     sequence:str|None=None,    # sequence name (default: the first)
@@ -575,7 +562,7 @@ def read_predictions(
                 labels=[cv2.imread(str(out / 'masks' / i['file_name']), cv2.IMREAD_UNCHANGED).astype(np.int32) for i in imgs],
                 scores=[scores[i['id']] for i in imgs], gt=[f.gt for f in fr])
 
-# %% ../nbs/08_predict.ipynb 71
+# %% ../nbs/08_predict.ipynb 70
 def _data_uri(rgb:np.ndarray)->str:
     "An RGB image as an inline JPEG (display only: small enough for a notebook)."
     ok, b = cv2.imencode('.jpg', np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])

@@ -18,18 +18,19 @@ from sklearn.neighbors import KDTree
 from .data import progress_bar, png_html, with_snapshot
 
 # %% auto 0
-__all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 'flow_magnitude', 'foreground', 'direction_bins',
-           'flow_edges', 'flow_edges_at', 'disk', 'erode_crop', 'hdbscan_labels', 'InstanceSteps', 'instance_steps',
-           'instances_from_flow', 'toy_flow', 'ari', 'encode_instances', 'read_instances', 'PseudoLabelJob',
-           'settings_hash', 'label_sequence', 'write_index', 'pseudolabel', 'pseudolabel_quality', 'quality_cases',
-           'quality_table', 'ThresholdExplorer']
+__all__ = ['log', 'JOB_VERSION', 'VERDICTS', 'INDEX_COLUMNS', 'InstanceConfig', 'pseudolabel_settings', 'flow_magnitude',
+           'foreground', 'direction_bins', 'flow_edges', 'flow_edges_at', 'disk', 'erode_crop', 'hdbscan_labels',
+           'InstanceSteps', 'instance_steps', 'instances_from_flow', 'toy_flow', 'ari', 'encode_instances',
+           'read_instances', 'PseudoLabelJob', 'settings_hash', 'label_sequence', 'write_index', 'pseudolabel',
+           'pseudolabel_quality', 'quality_cases', 'quality_table', 'ThresholdExplorer']
 
 # %% ../nbs/02_pseudolabels.ipynb 4
-from .data import BadFrameError, label_to_rgb, atomic_write, clean_stale_tmp, input_identity, identity_changes
+from .data import (BadFrameError, label_to_rgb, atomic_write, clean_stale_tmp, input_identity, identity_changes,
+    check_out_of_source)
 from .readers import read_source
 # mrdino.metrics is imported where it scores (pseudolabel_quality, quality_cases, ThresholdExplorer): it imports torch, which
 # pseudo-label worker processes never need (tests/test_flow.py::test_import_leaves_torch_out)
-from .flow import get_backend, corner_means, is_quasi_static, check_flow_size, _corner_size, TAU_STATIC
+from .flow import get_backend, corner_means, is_quasi_static, keep_runs, check_flow_size, _corner_size, TAU_STATIC
 
 # %% ../nbs/02_pseudolabels.ipynb 5
 log = logging.getLogger(__name__)
@@ -84,6 +85,17 @@ class InstanceConfig:
                        direction_weight=self.direction_weight * factor, min_region=a(self.min_region))
 
 # %% ../nbs/02_pseudolabels.ipynb 13
+def pseudolabel_settings(
+    preset:str='kitti',       # dataset preset, a key of `TAU_STATIC`: 'kitti', 'tri_pd', 'movi_e', 'synthetic'
+    scale:float|None=None,    # frames resized by this factor from the preset's own size (None: they are at that size)
+    **instance_kw,            # `InstanceConfig` fields, e.g. mode='fast'
+)->dict:                      # `pseudolabel` keyword arguments: tau_static, instances
+    "Pseudo-label settings of a preset: the reference's pixel thresholds at the preset's frame size, scaled only for resized frames."
+    if preset not in TAU_STATIC: raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(TAU_STATIC)}")
+    cfg = InstanceConfig(**instance_kw)
+    return dict(tau_static=TAU_STATIC[preset], instances=cfg if scale is None else cfg.scaled(scale))
+
+# %% ../nbs/02_pseudolabels.ipynb 16
 def flow_magnitude(
     flow:np.ndarray, # (H, W, 2) forward flow in pixels
 )->np.ndarray:       # (H, W) float32 |flow|
@@ -104,7 +116,7 @@ def foreground(
     fg.flat[i] = np.round(mag.flat[i].astype(np.float64), decimals) > tau_fg
     return fg
 
-# %% ../nbs/02_pseudolabels.ipynb 17
+# %% ../nbs/02_pseudolabels.ipynb 20
 def direction_bins(
     flow:np.ndarray,   # (..., 2) flow vectors
     n_bins:int=16,     # bins over 2π
@@ -137,7 +149,7 @@ def flow_edges_at(
     grown = flow[r0:min(sl[0].stop + 1, H), c0:min(sl[1].stop + 1, W)] # so scipy's 'reflect' reads the same pixels
     return flow_edges(grown, edge)[sl[0].start - r0:sl[0].stop - r0, sl[1].start - c0:sl[1].stop - c0]
 
-# %% ../nbs/02_pseudolabels.ipynb 20
+# %% ../nbs/02_pseudolabels.ipynb 23
 def disk(
     radius:int, # disk radius in pixels
 )->np.ndarray:  # (2r+1, 2r+1) bool: x² + y² <= r²
@@ -168,7 +180,7 @@ def erode_crop(
         if right: p[:, r + w:] = 1
     return cv2.erode(p, _disk(r), borderType=cv2.BORDER_CONSTANT, borderValue=1)[r:r + h, r:r + w] > 0
 
-# %% ../nbs/02_pseudolabels.ipynb 24
+# %% ../nbs/02_pseudolabels.ipynb 27
 try:
     from hdbscan._hdbscan_boruvka import KDTreeBoruvkaAlgorithm
     from sklearn.cluster._hierarchical_fast import _single_linkage_label
@@ -232,7 +244,7 @@ def hdbscan_labels(
     h['left_node'], h['right_node'], h['value'], h['cluster_size'] = slt[:, 0], slt[:, 1], slt[:, 2], slt[:, 3]
     return _eom_labels(_condense_tree(h, min_cluster_size))
 
-# %% ../nbs/02_pseudolabels.ipynb 28
+# %% ../nbs/02_pseudolabels.ipynb 31
 @dataclass
 class InstanceSteps:
     "What each stage of `instance_steps` found on one flow."
@@ -349,7 +361,7 @@ def instances_from_flow(
                          direction_weight, n_dir_bins, min_region, min_fg_frac, edge, mode, **kw)
     return instance_steps(flow, cfg).instances
 
-# %% ../nbs/02_pseudolabels.ipynb 30
+# %% ../nbs/02_pseudolabels.ipynb 33
 def toy_flow(
     H:int=150, W:int=420,   # frame size
     noise:float=0.3,        # std of the Gaussian noise added to every flow component
@@ -372,12 +384,12 @@ def toy_flow(
     put(6, 10, 16, 200, 210, 10, 0)              # 60 px: below min_region
     return flow, ids
 
-# %% ../nbs/02_pseudolabels.ipynb 41
+# %% ../nbs/02_pseudolabels.ipynb 44
 def ari(a:np.ndarray, b:np.ndarray)->float:
     "Adjusted Rand index between two label maps (all pixels)."
     return float(adjusted_rand_score(np.ravel(a), np.ravel(b)))
 
-# %% ../nbs/02_pseudolabels.ipynb 44
+# %% ../nbs/02_pseudolabels.ipynb 47
 JOB_VERSION = 1
 VERDICTS = ('labelled', 'few_fg', 'moving', 'short_run', 'unreadable', 'last')
 INDEX_COLUMNS = ('sequence', 'frame', 'tl', 'tr', 'bl', 'br', 'verdict', 'instances', 'label', 'note')
@@ -410,7 +422,7 @@ def read_instances(
     if a is None: raise OSError(f"cannot read instance map {path}")
     return a.astype(np.int32)
 
-# %% ../nbs/02_pseudolabels.ipynb 46
+# %% ../nbs/02_pseudolabels.ipynb 49
 @dataclass
 class PseudoLabelJob:
     "Settings of a pseudo-labelling run (everything here except `workers`, `shard`, `progress` changes the output)."
@@ -434,7 +446,7 @@ def settings_hash(
     "Short stable hash of settings (sorted-key JSON, SHA-256)."
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
-# %% ../nbs/02_pseudolabels.ipynb 47
+# %% ../nbs/02_pseudolabels.ipynb 50
 def _load(seq, i):
     "(image, None) or (None, error message) for frame i."
     try: return seq[i].image, None
@@ -445,71 +457,53 @@ def _row(seq, t, means=None, verdict='', n=None, label='', note=''):
     return dict(sequence=seq, frame=int(t), tl=m[0], tr=m[1], bl=m[2], br=m[3], verdict=verdict,
                 instances=n, label=label, note=note)
 
+def _verdicts(seq, job:PseudoLabelJob, backend):
+    "(qualifies, (t, corner means, flow, verdict unless labelled, note)) per frame, in order; each frame loads once."
+    n = len(seq)
+    cur, err = _load(seq, 0) if n else (None, None)
+    for t in range(n):
+        if t == n - 1: yield False, (t, None, None, 'unreadable' if cur is None else 'last', err or ''); return
+        nxt, nerr = _load(seq, t + 1)
+        if cur is None or nxt is None: yield False, (t, None, None, 'unreadable', err or nerr)
+        else:
+            flow = backend(cur, nxt)
+            means = corner_means(flow, job.frac)
+            q = bool(is_quasi_static(means, job.tau_static, job.frac, job.min_corners))
+            yield q, (t, means, flow if q else None, 'short_run' if q else 'moving', '')
+        cur, err = nxt, nerr
+
+def _label(seq, root:Path, t:int, means, flow, job:PseudoLabelJob)->dict:
+    "Index row of a retrieved frame; its map is written unless an earlier (killed) run wrote it."
+    name = _safe_name(seq.name)
+    stem = root / 'labels' / name / f'{t:06d}'
+    for ext in ('.png', '.npy'):
+        if stem.with_suffix(ext).exists():
+            ids = read_instances(stem.with_suffix(ext))
+            return _row(seq.name, t, means, 'labelled', len(np.unique(ids)) - 1, f'labels/{name}/{t:06d}{ext}')
+    st = instance_steps(flow, job.instances)
+    if st.dropped: return _row(seq.name, t, means, 'few_fg', 0)
+    ext, data = encode_instances(st.instances)
+    atomic_write(stem.with_suffix(ext), data)
+    return _row(seq.name, t, means, 'labelled', int(st.instances.max()), f'labels/{name}/{t:06d}{ext}')
+
 def label_sequence(
     seq,                   # a `Sequence` (frames t load with seq[t])
     root,                  # output folder of this job (out/<hash>)
     job:PseudoLabelJob,    # settings
     tick=None,             # called with 1 after each frame (progress)
 )->list:                   # index rows (dicts), one per frame
-    "Flow, retrieval and instance maps of one sequence; maps are written as soon as a frame is known to be in a run."
-    root, name = Path(root), _safe_name(seq.name)
+    "Flow, retrieval and instance maps of one sequence; a map is written as soon as its frame is known to be in a run."
     backend = get_backend(job.backend, **job.flow_kw)
-    n = len(seq)
-    rows = [None] * n
-    pending, run_len = [], 0                      # current run of qualifying frames: its length, unlabelled frames
-    def label(t, means, flow):
-        stem = root / 'labels' / name / f'{t:06d}'
-        for ext in ('.png', '.npy'):              # written by an earlier, killed run
-            if stem.with_suffix(ext).exists():
-                ids = read_instances(stem.with_suffix(ext))
-                rows[t] = _row(seq.name, t, means, 'labelled', len(np.unique(ids)) - 1, f'labels/{name}/{t:06d}{ext}')
-                return
-        st = instance_steps(flow, job.instances)
-        if st.dropped: rows[t] = _row(seq.name, t, means, 'few_fg', 0); return
-        ext, data = encode_instances(st.instances)
-        atomic_write(stem.with_suffix(ext), data)
-        rows[t] = _row(seq.name, t, means, 'labelled', int(st.instances.max()), f'labels/{name}/{t:06d}{ext}')
-    def close_run():
-        nonlocal run_len
-        if run_len < job.min_run:
-            for t, means, _ in pending: rows[t] = _row(seq.name, t, means, 'short_run')
-        pending.clear(); run_len = 0
-    cur, err = _load(seq, 0) if n else (None, None)
-    for t in range(n):
-        if t == n - 1:
-            rows[t] = _row(seq.name, t, None, 'unreadable' if cur is None else 'last', note=err or '')
-            if tick: tick(1)
-            break
-        nxt, nerr = _load(seq, t + 1)
-        if cur is None or nxt is None:
-            close_run()
-            rows[t] = _row(seq.name, t, None, 'unreadable', note=err or nerr)
-        else:
-            flow = backend(cur, nxt)
-            means = corner_means(flow, job.frac)
-            if is_quasi_static(means, job.tau_static, job.frac, job.min_corners):
-                pending.append((t, means, flow)); run_len += 1
-                if run_len >= job.min_run:            # the run is long enough: label what is pending
-                    for item in pending: label(*item)
-                    pending.clear()
-            else:
-                close_run()
-                rows[t] = _row(seq.name, t, means, 'moving')
-        cur, err = nxt, nerr
+    rows = []
+    for kept, (t, means, flow, verdict, note) in keep_runs(_verdicts(seq, job, backend), job.min_run):   # flow's run rule
+        rows.append(_label(seq, Path(root), t, means, flow, job) if kept else _row(seq.name, t, means, verdict, note=note))
         if tick: tick(1)
-    close_run()
     return rows
 
-# %% ../nbs/02_pseudolabels.ipynb 51
-def _source_dirs(source, seqs)->list:
-    "Folders the job reads from (to refuse writing inside them)."
-    dirs = []
-    if isinstance(source, (str, Path)) and Path(source).exists():
-        dirs.append(Path(source).resolve() if Path(source).is_dir() else Path(source).resolve().parent)
-    for s in seqs:
-        p = getattr(s, 'path', None) or (getattr(s, 'paths', None) or [None])[0]
-        if p is not None: dirs.append(Path(p).resolve().parent)
-    return dirs
+# %% ../nbs/02_pseudolabels.ipynb 54
+def _record(root:Path, seq)->Path:
+    "The record of a sequence: its rows; its presence marks the sequence as done."
+    return root / 'records' / f'{_safe_name(seq.name)}.jsonl'
 
 def _parse_shard(shard)->tuple:
     if isinstance(shard, str):
@@ -530,7 +524,7 @@ def write_index(
     w = csv.writer(buf, lineterminator='\n')
     w.writerow(INDEX_COLUMNS)
     for s in seqs:
-        rec = root / 'records' / f'{_safe_name(s.name)}.jsonl'
+        rec = _record(root, s)
         if not rec.exists(): continue
         for line in rec.read_text().splitlines():
             r = json.loads(line)
@@ -541,7 +535,7 @@ def write_index(
 def _check_inputs(seq, root:Path):
     "Relabel `seq` from scratch when its recorded input identity differs from its files now; record the identity."
     name = _safe_name(seq.name)
-    f, rec, labels = root / 'records' / f'{name}.input.json', root / 'records' / f'{name}.jsonl', root / 'labels' / name
+    f, rec, labels = root / 'records' / f'{name}.input.json', _record(root, seq), root / 'labels' / name
     ident = json.loads(json.dumps(input_identity(seq)))
     old = json.loads(f.read_text()) if f.exists() else None
     if old == ident: return
@@ -557,15 +551,18 @@ def _worker_init(q):
     _Q = q
     cv2.setNumThreads(1)
 
+def _label_and_record(seq, root:Path, job:PseudoLabelJob, tick=None)->list:
+    "Label one sequence and write its record (in this process or a worker)."
+    rows = label_sequence(seq, root, job, tick)
+    atomic_write(_record(root, seq), ''.join(json.dumps(r) + '\n' for r in rows).encode())
+    return rows
+
 def _run_one(args):
     "Worker: label one sequence and write its record."
     seq, root, job = args
-    rows = label_sequence(seq, root, job, tick=(lambda k: _Q.put(k)) if _Q is not None else None)
-    atomic_write(Path(root) / 'records' / f'{_safe_name(seq.name)}.jsonl',
-                 ''.join(json.dumps(r) + '\n' for r in rows).encode())
-    return seq.name, rows
+    return seq.name, _label_and_record(seq, root, job, (lambda k: _Q.put(k)) if _Q is not None else None)
 
-# %% ../nbs/02_pseudolabels.ipynb 52
+# %% ../nbs/02_pseudolabels.ipynb 55
 def _check_frame_size(seq, flow, frac:float):
     "Refuse a sequence whose frames the flow backend or the corner statistic cannot take, naming it, its size and the minimum."
     try: h, w = seq.size
@@ -574,6 +571,44 @@ def _check_frame_size(seq, flow, frac:float):
     try: _corner_size(h, w, frac)
     except ValueError as e: raise ValueError(f"{seq.name}: {e}") from None
 
+def _sequences(source, layout:str)->list:
+    "The sequences of a source, refused when two would write to one folder."
+    seqs = read_source(source, layout) if isinstance(source, (str, Path)) else list(source)
+    names = [_safe_name(s.name) for s in seqs]
+    dup = sorted({x for x in names if names.count(x) > 1})
+    if dup: raise ValueError(f"sequence names {dup} occur more than once: outputs would collide; rename them")
+    return seqs
+
+def _job_folder(out:Path, settings:dict)->Path:
+    "out/<settings hash>/ with its settings.json (a folder of other settings under the same hash is refused)."
+    root = out / settings_hash(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    clean_stale_tmp(root)
+    sfile, text = root / 'settings.json', json.dumps(settings, indent=1, sort_keys=True) + '\n'
+    if sfile.exists() and sfile.read_text() != text:
+        raise ValueError(f"{sfile} holds other settings than this run's (hash collision?); remove {root}")
+    if not sfile.exists(): atomic_write(sfile, text.encode())
+    return root
+
+def _label_in_workers(todo:list, root:Path, job:PseudoLabelJob, workers:int, bar)->list:
+    "Label sequences in worker processes; their frame counts reach `bar` through a queue."
+    # not 'fork': forking after OpenMP/OpenCV threads ran can deadlock the workers. A fork server that has
+    # only imported mrdino starts them once and cheaply (Windows/macOS without it: spawn)
+    methods = multiprocessing.get_all_start_methods()
+    mp = multiprocessing.get_context('forkserver' if 'forkserver' in methods else 'spawn')
+    if 'forkserver' in methods: mp.set_forkserver_preload(['mrdino.pseudolabels'])
+    q, stop, rows = mp.Queue(), threading.Event(), []
+    def drain():
+        while not stop.is_set():
+            try: bar.update(q.get(timeout=0.2))
+            except Exception: pass
+    th = threading.Thread(target=drain, daemon=True); th.start()
+    try:
+        with mp.Pool(min(workers, len(todo)), initializer=_worker_init, initargs=(q,)) as pool:
+            for _, r in pool.imap_unordered(_run_one, [(s, root, job) for s in todo]): rows += r
+    finally: stop.set(); th.join()
+    return rows
+
 def pseudolabel(
     source,                          # list of `Sequence`s, or anything `mrdino.readers.read_source` opens
     out,                             # output root; results go to out/<settings hash>/
@@ -581,7 +616,7 @@ def pseudolabel(
     tau_static:float=TAU_STATIC['kitti'], # corner threshold in pixels
     workers:int=1,                   # worker processes (sequences are distributed over them; in a script: under `if __name__ == '__main__':`)
     shard=(0, 1),                    # (i, n) or 'i/n': process sequences j with j % n == i
-    instances:InstanceConfig|None=None, # flow → instances settings (default: the reference's)
+    instances:InstanceConfig|None=None, # flow → instances settings (default: the reference's; see `pseudolabel_settings`)
     frac:float=0.15,                 # corner patch fraction
     min_corners:int=3,               # corners below tau_static for a frame to qualify
     min_run:int=5,                   # shortest kept run of qualifying frames
@@ -593,76 +628,37 @@ def pseudolabel(
     "Write instance pseudo-labels for every quasi-static frame of a dataset (resumable, shardable)."
     t0 = time.time()
     if not (np.isfinite(tau_static) and tau_static > 0): raise ValueError(f"tau_static={tau_static!r}: must be a number > 0 (px)")
-    if isinstance(source, (str, Path)):
-        seqs = read_source(source, layout)
-    else: seqs = list(source)
-    names = [_safe_name(s.name) for s in seqs]
-    dup = sorted({x for x in names if names.count(x) > 1})
-    if dup: raise ValueError(f"sequence names {dup} occur more than once: outputs would collide; rename them")
-    cfg = replace(instances or InstanceConfig(), **instance_kw)
-    job = PseudoLabelJob(backend, dict(flow_kw or {}), tau_static, frac, min_corners, min_run, cfg)
+    if min_run < 1: raise ValueError(f"min_run={min_run!r}: must be a whole number >= 1")
+    seqs = _sequences(source, layout)
+    job = PseudoLabelJob(backend, dict(flow_kw or {}), tau_static, frac, min_corners, min_run,
+                         replace(instances or InstanceConfig(), **instance_kw))
     flow = get_backend(backend, **job.flow_kw)
-    desc = flow.describe()
-    settings = job.settings(desc)
-    out = Path(out).resolve()
-    for d in _source_dirs(source, seqs):
-        if out == d or d in out.parents:
-            raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another out")
+    out = check_out_of_source(out, source, seqs)                   # the source is read-only
     i, n = _parse_shard(shard)
     mine = [s for j, s in enumerate(seqs) if j % n == i]
     for s in mine: _check_frame_size(s, flow, frac)                # before anything is written
-    root = out / settings_hash(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    clean_stale_tmp(root)
-    sfile = root / 'settings.json'
-    text = json.dumps(settings, indent=1, sort_keys=True) + '\n'
-    if sfile.exists() and sfile.read_text() != text:
-        raise ValueError(f"{sfile} holds other settings than this run's (hash collision?); remove {root}")
-    if not sfile.exists(): atomic_write(sfile, text.encode())
+    root = _job_folder(out, job.settings(flow.describe()))
     for s in mine: _check_inputs(s, root)
-    todo = [s for s in mine if not (root / 'records' / f'{_safe_name(s.name)}.jsonl').exists()]
+    todo = [s for s in mine if not _record(root, s).exists()]
     total = sum(len(s) for s in todo)
     log.info(f"pseudolabel: {len(todo)} sequences ({total} frames) of shard {i}/{n} to do → {root} "
-             f"[flow {desc}, mode {cfg.mode}, tau_static {tau_static}]")
-    bar = progress_bar(total=total, unit='frame', desc='pseudolabel', disable=not progress, smoothing=0.1)
-    done_rows = []
-    try:
-        if workers <= 1 or len(todo) <= 1:
-            for s in todo:
-                rows = label_sequence(s, root, job, tick=bar.update)
-                atomic_write(root / 'records' / f'{_safe_name(s.name)}.jsonl', ''.join(json.dumps(r) + '\n' for r in rows).encode())
-                done_rows += rows
-        else:
-            # not 'fork': forking after OpenMP/OpenCV threads ran can deadlock the workers. A fork server that has
-            # only imported mrdino starts them once and cheaply (Windows/macOS without it: spawn)
-            methods = multiprocessing.get_all_start_methods()
-            mp = multiprocessing.get_context('forkserver' if 'forkserver' in methods else 'spawn')
-            if 'forkserver' in methods: mp.set_forkserver_preload(['mrdino.pseudolabels'])
-            q = mp.Queue()
-            stop = threading.Event()
-            def drain():
-                while not stop.is_set():
-                    try: bar.update(q.get(timeout=0.2))
-                    except Exception: pass
-            th = threading.Thread(target=drain, daemon=True); th.start()
-            try:
-                with mp.Pool(min(workers, len(todo)), initializer=_worker_init, initargs=(q,)) as pool:
-                    for _, rows in pool.imap_unordered(_run_one, [(s, root, job) for s in todo]): done_rows += rows
-            finally: stop.set(); th.join()
-    finally: bar.close()
+             f"[flow {flow.describe()}, mode {job.instances.mode}, tau_static {tau_static}]")
+    with progress_bar(total=total, unit='frame', desc='pseudolabel', disable=not progress, smoothing=0.1) as bar:
+        if workers <= 1 or len(todo) <= 1: rows = [r for s in todo for r in _label_and_record(s, root, job, bar.update)]
+        else: rows = _label_in_workers(todo, root, job, workers, bar)
     write_index(root, seqs)
     dt = time.time() - t0
-    res = dict(out=root, sequences=len(todo), frames=total, labelled=sum(r['verdict'] == 'labelled' and (r['instances'] or 0) > 0 for r in done_rows),
-               skipped=sum(r['verdict'] == 'unreadable' for r in done_rows), seconds=dt, frames_per_s=total / dt if dt else 0.0)
+    res = dict(out=root, sequences=len(todo), frames=total, labelled=sum(r['verdict'] == 'labelled' and (r['instances'] or 0) > 0 for r in rows),
+               skipped=sum(r['verdict'] == 'unreadable' for r in rows), seconds=dt, frames_per_s=total / dt if dt else 0.0)
     log.info(f"pseudolabel: {res['labelled']} maps from {total} frames in {dt:.1f} s ({res['frames_per_s']:.1f} frames/s)")
     return res
 
-# %% ../nbs/02_pseudolabels.ipynb 57
+# %% ../nbs/02_pseudolabels.ipynb 60
 def _quality_frames(videos, flow, cfg, every, flow_kw):
     "Yield (video index, frame, pseudo-label, GT of the moving objects, GT of all objects, seconds) per still frame."
     b = None if flow == 'gt' else get_backend(flow, **(flow_kw or {}))
+    c = cfg or pseudolabel_settings('synthetic')['instances']
     for i, v in enumerate(videos):
-        c = cfg or InstanceConfig().scaled(v.frames.shape[1] / 376)
         for t in np.flatnonzero(~np.asarray(v.camera_moving))[::every]:
             f = v.flow[t] if b is None else b(v.frames[t], v.frames[t + 1])
             st = instance_steps(f, c)
@@ -672,7 +668,7 @@ def _quality_frames(videos, flow, cfg, every, flow_kw):
 def pseudolabel_quality(
     videos,                         # synthetic videos (`make_street_video`), any size
     flow='gt',                      # 'gt' (exact synthetic flow) or a `mrdino.flow` backend name
-    cfg:InstanceConfig|None=None,   # settings (default: the reference's, scaled to the videos' height / 376)
+    cfg:InstanceConfig|None=None,   # settings (default: the synthetic preset's, `pseudolabel_settings('synthetic')`)
     every:int=1,                    # use every `every`-th still frame
     flow_kw:dict|None=None,         # backend settings
 )->dict:                            # {'moving': metrics, 'all': metrics, 'frames': n, 'seconds_per_frame': s}
@@ -691,7 +687,7 @@ def _image_f1(sc:dict)->float:
 def quality_cases(
     videos,                         # synthetic videos (`make_street_video`)
     flow='gt',                      # 'gt' or a `mrdino.flow` backend name
-    cfg:InstanceConfig|None=None,   # settings (default: the reference's, scaled to the videos' height / 376)
+    cfg:InstanceConfig|None=None,   # settings (default: the synthetic preset's, `pseudolabel_settings('synthetic')`)
     every:int=1,                    # use every `every`-th still frame
     n:int=2,                        # how many of the best and of the worst frames
     flow_kw:dict|None=None,         # backend settings
@@ -718,7 +714,7 @@ def quality_table(
                      f"{'':12s} | {100*a['f1_50']:13.1f} {100*a['all_ari']:7.1f} {100*a['fg_ari']:6.1f}")
     return '\n'.join(lines)
 
-# %% ../nbs/02_pseudolabels.ipynb 65
+# %% ../nbs/02_pseudolabels.ipynb 70
 class ThresholdExplorer:
     "Tune the pseudo-label thresholds on a live frame: settings in, instance map and overlay out."
     sliders = dict(tau_fg=(0.5, 10.0, 0.01), tau_grad=(0.0, 60.0, 0.1), min_cluster_size=(2, 120, 1),

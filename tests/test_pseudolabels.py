@@ -1,9 +1,6 @@
 """mrdino.pseudolabels.instances_from_flow against an independent, straightforward transcription of the reference
-(bench/pseudolabels.py: full-frame erosion/Sobel per component, hdbscan.HDBSCAN on every pixel), on synthetic flows
+(tests/oracle_pseudolabels.py: full-frame erosion/Sobel per component, hdbscan.HDBSCAN on every pixel), on synthetic flows
 whose right answer is known by construction."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import hdbscan
@@ -11,13 +8,12 @@ import joblib
 
 from mrdino.pseudolabels import InstanceConfig, instance_steps, instances_from_flow, hdbscan_labels, ari
 
-_spec = importlib.util.spec_from_file_location('bench_pseudolabels', Path(__file__).resolve().parent.parent / 'bench' / 'pseudolabels.py')
-bench = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(bench)
+import oracle_pseudolabels as oracle
 
 
 def straightforward(flow, **kw):
     with joblib.parallel_config(backend='sequential'):   # same chunks as hdbscan's default, no worker processes
-        return bench.straightforward_instances(flow, **kw)
+        return oracle.straightforward_instances(flow, **kw)
 
 
 def canvas(H, W, noise, seed):
@@ -114,7 +110,7 @@ def test_hdbscan_labels_equal_hdbscan_package():
 
 
 def test_fast_mode_agrees_with_exact():
-    flow = bench.toy_kitti_flow(2, 0.3)
+    flow = oracle.toy_kitti_flow(2, 0.3)
     ex = instance_steps(flow)
     fa = instance_steps(flow, InstanceConfig(mode='fast'))
     assert ex.split and ari(ex.instances, fa.instances) >= 0.98
