@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from mrdino.encoder import sincos_pos_grid
 from mrdino.dinosaur import DinosaurConfig, cache_views
 from mrdino.windows import window_layout
-from mrdino.stage1 import STAGE1_PRESETS, window_offsets
+from mrdino.stage1 import Stage1Config, window_offsets
 from mrdino.pipeline import MainJob
 
 KINDS = dict(car=1, pedestrian=2, cyclist=3)      # 0 = background
@@ -50,7 +50,7 @@ class GroundTruthKindEncoder(nn.Module):
     "Stands where the frozen encoder does: (B, 3, crop, crop) in [0, 1] -> (B, P, 4 + pos) features from the GT."
     def __init__(self, videos, scale=5.0, crops=None, dim=64):
         super().__init__()
-        xs, layout = crops or job_crops(DinosaurConfig.preset('synthetic'), STAGE1_PRESETS['synthetic'])
+        xs, layout = crops or job_crops(DinosaurConfig.preset('synthetic'), Stage1Config.preset('synthetic'))
         crop, pad = layout.crop, layout.pad[1]
         self.crop, self.grid, self.dim, self.scale = crop, crop // 14, dim, scale
         self.n_patches = self.grid ** 2

@@ -7,9 +7,10 @@ from __future__ import annotations
 import argparse, builtins, json, sys
 from pathlib import Path
 
+from .presets import PRESETS, PROTOCOL_NAMES   # plain tables: no torch for `mrdino --help`
+
 # %% auto 0
-__all__ = ['DINOSAUR_PRESETS', 'FLOW_BACKENDS', 'LAYOUTS', 'WORLDS', 'PROTOCOLS', 'SCALE_RANGE', 'add_predict_command',
-           'build_parser', 'main', 'run_demo']
+__all__ = ['FLOW_BACKENDS', 'LAYOUTS', 'WORLDS', 'SCALE_RANGE', 'add_predict_command', 'build_parser', 'main', 'run_demo']
 
 # %% ../nbs/07_cli.ipynb 4
 # Each handler imports the mrdino modules it runs when it runs: they import torch (seconds), `mrdino --help` should not wait.
@@ -150,11 +151,9 @@ def _predict_cmd(a)->int:
     return 0
 
 # %% ../nbs/07_cli.ipynb 5
-DINOSAUR_PRESETS = ('synthetic', 'kitti', 'tri_pd', 'movi_e')   # `mrdino.dinosaur.PRESETS` (and `TAU_STATIC`), listed here so --help needs no torch
 FLOW_BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')   # `mrdino.flow.BACKENDS`
 LAYOUTS = ('auto', 'folder', 'video', 'kitti_raw', 'kitti2015', 'tripd', 'movi', 'synth', 'synthetic')
 WORLDS = ('objects', 'street')                                      # `mrdino.worlds.WORLDS`
-PROTOCOLS = ('kitti', 'tri_pd', 'movi_e', 'synthetic', 'generic')   # `mrdino.metrics.PROTOCOLS`
 SCALE_RANGE = (0.05, 20.0)                                          # `mrdino.pseudolabels.InstanceConfig.SCALE_RANGE`
 
 def _int_from(lo:int):
@@ -220,7 +219,7 @@ def add_predict_command(
     s.add_argument('--batch', type=count, default=8, metavar='N', help='frames whose windows go through the model together (default 8)')
     s.add_argument('--encoder-weights', type=_file, default=None, metavar='FILE', help='DINOv2 weight file overriding the one the checkpoint names')
     s.add_argument('--variant', default='stage2', help='main-job folder: stage2 (MR-DINOSAUR, default), dinosaur, stage1, only_stage2, no_drop_loss')
-    s.add_argument('--resize', default='preset', choices=('preset', 'short', *PROTOCOLS), help="canvas: preset (the model's, if the aspect ratio fits), short (short side -> crop), or a protocol: kitti, tri_pd, ...")
+    s.add_argument('--resize', default='preset', choices=('preset', 'short', *PROTOCOL_NAMES), help="canvas: preset (the model's, if the aspect ratio fits), short (short side -> crop), or a protocol: kitti, tri_pd, ...")
     s.add_argument('--no-overlays', action='store_true', help='do not write overlays/<sequence>.mp4')
     s.add_argument('--layout', default='auto', choices=LAYOUTS, help='how SOURCE is laid out (auto: recognised)')
     s.set_defaults(fn=_predict_cmd)
@@ -248,14 +247,14 @@ def build_parser()->argparse.ArgumentParser:
             s.add_argument('--edge', default='reference', choices=['reference', 'both_axes'], help='flow-edge test: reference (x-Sobel) or the paper text (both axes)')
             s.add_argument('--scale', type=_scale, default=None, help='scale pixel thresholds for frames F times the size they were tuned for (0.05 to 20)')
         s.add_argument('--backend', default='dis', choices=FLOW_BACKENDS, help='optical flow: ' + ', '.join(FLOW_BACKENDS))
-        s.add_argument('--preset', default='kitti', choices=DINOSAUR_PRESETS, help='tau_static preset: kitti 1.7, tri_pd 0.5, movi_e 1.7, synthetic 1.7')
+        s.add_argument('--preset', default='kitti', choices=tuple(PRESETS), help='tau_static preset: ' + ', '.join(f"{n} {p['tau_static']}" for n, p in PRESETS.items()))
         s.add_argument('--tau-static', type=_positive, default=None, help='corner threshold in px, > 0 (overrides --preset)')
         s.add_argument('--weights', type=_file, default=None, help='RAFT/SMURF weight file')
         s.add_argument('--device', type=_device, default=None, help='device of the RAFT/SMURF flow network: cpu, cuda or cuda:N')
         s.add_argument('--layout', default='auto', choices=LAYOUTS, help='how SOURCE is laid out (auto: recognised)')
         s.set_defaults(fn=fn)
     s = sub.add_parser('train-dinosaur', help='train the DINOSAUR baseline (resumable; DDP under torchrun -m mrdino.cli)')
-    s.add_argument('--preset', default='synthetic', choices=DINOSAUR_PRESETS, help="the paper's settings for a dataset")
+    s.add_argument('--preset', default='synthetic', choices=tuple(PRESETS), help="the paper's settings for a dataset")
     s.add_argument('--data', default='synthetic:6', help="training frames: video, folder, dataset root or 'synthetic:N'")
     s.add_argument('--out', required=True, help='run folder (an existing run with the same settings and data resumes)')
     s.add_argument('--encoder-weights', type=_file, default=None, help='DINOv2 weight file (.pth or .safetensors)')
@@ -269,7 +268,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('checkpoint', help='DINOSAUR or stage-1 run folder, a checkpoint folder, or a reference .ckpt of the authors (with --encoder-weights if it holds no encoder)')
     s.add_argument('data', help='annotated data: KITTI 2015 root, TRI-PD test scenes, MOVi-E, mrdino synth output, or synthetic[:N]')
     s.add_argument('--head', help='stage-2 run folder: switch background slots off (MR-DINOSAUR); without it every slot counts')
-    s.add_argument('--protocol', default='generic', choices=PROTOCOLS, help='evaluation protocol (see mrdino.metrics)')
+    s.add_argument('--protocol', default='generic', choices=PROTOCOL_NAMES, help='evaluation protocol (see mrdino.metrics)')
     s.add_argument('--out', default='runs/eval', help='output folder: metrics.json, per_image.csv, overlays/ (written once every frame is scored; the overlays of the evaluation before are replaced, other files stay)')
     s.add_argument('--every', type=_int_from(1), default=1, help='every n-th annotated frame (>= 1)')
     s.add_argument('--encoder-weights', type=_file, default=None, help='override the encoder weight file stored in the checkpoint')

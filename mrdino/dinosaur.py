@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 # %% auto 0
-__all__ = ['PRESETS', 'FEATURE_CACHE_FORMAT', 'DinosaurConfig', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur',
+__all__ = ['ENCODER_ARCHS', 'FEATURE_CACHE_FORMAT', 'DinosaurConfig', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur',
            'weights_digest', 'FrameSet', 'take_view', 'to_images', 'cache_views', 'FeatureCache', 'feature_caches',
            'remove_feature_cache', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state',
            'checkpoint_candidates', 'find_checkpoint', 'checkpoint_problem', 'load_dinosaur', 'train_dinosaur']
@@ -25,6 +25,7 @@ __all__ = ['PRESETS', 'FEATURE_CACHE_FORMAT', 'DinosaurConfig', 'SlotAttention',
 # %% ../nbs/03_dinosaur.ipynb 3
 from timm.layers import use_fused_attn
 from .data import atomic_write, clean_stale_tmp, remove_stale_tmp, progress_bar, input_identity, identity_digest, say
+from .presets import stage_settings
 from .encoder import STANDIN_ARCH, FrozenDinov2, build_encoder, read_safetensors, safetensors_header, torch_load
 from safetensors.torch import save_file as _st_save
 
@@ -62,27 +63,17 @@ class DinosaurConfig:
 
     @classmethod
     def preset(cls, name:str, **overrides)->'DinosaurConfig':
-        "The paper's setting for `name` in ('kitti', 'tri_pd', 'movi_e', 'synthetic'), with overrides."
-        if name not in PRESETS: raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return replace(cls(**PRESETS[name]), **overrides)
+        "The settings of preset `name` (`mrdino.presets.PRESETS`: kitti, tri_pd, movi_e, synthetic), with overrides."
+        s = stage_settings(name, 'dinosaur')
+        if isinstance(s.get('encoder_arch'), str): s['encoder_arch'] = dict(ENCODER_ARCHS[s['encoder_arch']])
+        return replace(cls(**s), **overrides)
 
     @property
     def grid(self)->int: return self.crop // 14          # patches per side
     @property
     def n_patches(self)->int: return self.grid ** 2      # P
 
-PRESETS = dict(
-    kitti=dict(name='kitti', crop=378, n_slots=15, slot_dim=32, decoder_hidden=2048, lr=4e-4, steps=100_000,
-               batch_size=64, resize=(378, 1260), cache_stride=126),
-    tri_pd=dict(name='tri_pd', crop=490, n_slots=30, slot_dim=32, decoder_hidden=2048, lr=1e-4, steps=500_000,
-                batch_size=16, resize=(490, 980), cache_stride=98),
-    movi_e=dict(name='movi_e', crop=266, n_slots=24, slot_dim=128, decoder_hidden=1024, lr=4e-4, steps=500_000,
-                batch_size=64, resize=(266, 266), hflip=False),
-    synthetic=dict(name='synthetic', encoder='vit_small_patch14_dinov2', encoder_weights='standin',
-                   encoder_arch=STANDIN_ARCH, crop=126, n_slots=6, slot_dim=32, decoder_hidden=128, lr=2e-3,
-                   warmup_steps=200, decay_steps=2000, steps=2000, batch_size=16, resize=(126, 420),
-                   cache_stride=42, ckpt_every=500, log_every=50),
-)
+ENCODER_ARCHS = dict(standin=STANDIN_ARCH)   # named `encoder_arch` values of the preset table
 
 # %% ../nbs/03_dinosaur.ipynb 14
 def _mlp(dims:list, layer_norm:bool=False)->nn.Sequential:

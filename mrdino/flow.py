@@ -12,6 +12,7 @@ from typing import Iterator
 import numpy as np
 import cv2
 from .data import progress_bar, png_html, with_snapshot, flow_to_rgb
+from .presets import PRESETS
 # torch and torchvision are imported where RAFT needs them: DIS users and pseudo-label worker processes start
 # without them (they take seconds to import)
 
@@ -459,7 +460,7 @@ def sequence_flow(
     return np.stack([f for _, f in iter_flow(frames, backend, progress=progress, **kw)])
 
 # %% ../nbs/01_flow.ipynb 32
-TAU_STATIC = {'kitti': 1.7, 'tri_pd': 0.5, 'movi_e': 1.7, 'synthetic': 1.7}  # pixels, at each dataset's resolution
+TAU_STATIC = {name: p['tau_static'] for name, p in PRESETS.items()}  # pixels, at each dataset's resolution (`mrdino.presets`)
 
 def _corner_size(H:int, W:int, frac:float)->tuple[int, int]:
     if not (isinstance(frac, (int, float)) and 0 < frac <= 0.5):

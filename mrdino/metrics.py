@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from .data import label_to_rgb, atomic_write
 from .readers import kitti_objects
+from .presets import PROTOCOL_NAMES, protocol_settings
 
 # %% ../nbs/06_metrics.ipynb 6
 def dense_ids(
@@ -286,16 +287,7 @@ class EvalProtocol:
         if self.resize is None: return None
         return (self.resize[0], self.resize[1] + self.pad[0] + self.pad[1])
 
-PROTOCOLS = {p.name: p for p in [
-    EvalProtocol("kitti", resize=(378, 1260), pad=(126, 126), window=(378, 378), n_windows=4,
-                 score_size=(95, 315), classes=tuple(range(24, 34)), reference_inputs=True, merge_mode='reference'),
-    EvalProtocol("tri_pd", resize=(490, 980), window=(490, 490), n_windows=2, score_size=(123, 245), min_gt_px=500,
-                 reference_inputs=True, merge_mode='reference'),
-    EvalProtocol("movi_e", resize=(266, 266), window=(266, 266), n_windows=1, score_size=(128, 128),
-                 metrics=("fg_ari",), min_gt_objects=0, gt_via_canvas=False),
-    EvalProtocol("synthetic", resize=(126, 420), pad=(42, 42), window=(126, 126), n_windows=4),
-    EvalProtocol("generic"),
-]}
+PROTOCOLS = {name: EvalProtocol(name, **protocol_settings(name)) for name in PROTOCOL_NAMES}   # from `mrdino.presets`
 
 def get_protocol(
     protocol:str|EvalProtocol, # a key of PROTOCOLS or an EvalProtocol

@@ -18,17 +18,18 @@ from .encoder import FILTERBANK_ARCH, build_encoder, read_safetensors
 from .dinosaur import (Dinosaur, DinosaurConfig, train_dinosaur, load_dinosaur,
                              find_checkpoint, checkpoint_candidates, weights_digest)
 from .windows import NonFiniteOutputError
+from .presets import PRESETS
 from .flow import BACKENDS
 from .metrics import score_pair, evaluate_masks, contingency, segment_iou
 from .pseudolabels import pseudolabel, pseudolabel_settings, read_instances
-from .stage1 import STAGE1_PRESETS, training_windows, train_stage1, encode_windows
-from .stage2 import (SlotDeactivation, STAGE2_PRESETS, train_stage2, load_head, head_base, _describe_base,
+from .stage1 import Stage1Config, training_windows, train_stage1, encode_windows
+from .stage2 import (SlotDeactivation, Stage2Config, train_stage2, load_head, head_base, _describe_base,
                            predict_frame)
 from .reference import load_reference_checkpoint
 
 # %% auto 0
-__all__ = ['VARIANTS', 'WORLD_ENCODERS', 'PRESET_THREADS', 'MainJob', 'pair_checkpoints', 'load_pair', 'load_trained',
-           'resolve_model', 'evaluate_model']
+__all__ = ['VARIANTS', 'WORLD_ENCODERS', 'MainJob', 'pair_checkpoints', 'load_pair', 'load_trained', 'resolve_model',
+           'evaluate_model']
 
 # %% ../nbs/05a_pipeline.ipynb 5
 VARIANTS = dict(                              # rows of Tab. 3a: (model step, stage-2 head step or None)
@@ -38,8 +39,6 @@ VARIANTS = dict(                              # rows of Tab. 3a: (model step, st
 WORLD_ENCODERS = dict(                         # the synthetic preset's default stand-in encoder per world
     objects=dict(encoder_weights='filterbank', encoder_arch=FILTERBANK_ARCH),   # weight-free filter bank + positions
     street={})                                # the preset's: random-init tiny ViT + sin-cos positions
-
-PRESET_THREADS = dict(synthetic=1)   # torch CPU threads per preset (others: torch's default, one per core)
 
 # %% ../nbs/05a_pipeline.ipynb 9
 def _write_json(path:Path, obj): atomic_write(path, json.dumps(obj, indent=1, default=str))
@@ -86,7 +85,7 @@ class MainJob:
 
     def _check_choices(self):
         "Preset, progress, flow backend, device and world: one of the allowed values."
-        if self.preset not in STAGE2_PRESETS: raise ValueError(f"unknown preset {self.preset!r}: choose one of {sorted(STAGE2_PRESETS)}")
+        if self.preset not in PRESETS: raise ValueError(f"unknown preset {self.preset!r}: choose one of {sorted(PRESETS)}")
         if not isinstance(self.progress, bool): raise ValueError(f"progress={self.progress!r}: must be True or False")
         if self.flow_backend not in BACKENDS: raise ValueError(f"flow_backend={self.flow_backend!r}: choose one of {', '.join(BACKENDS)}")
         if not isinstance(self.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
@@ -105,7 +104,7 @@ class MainJob:
         integer('eval_every', 1, '1 = every annotated frame')
         integer('seed', 0, 'seeds training and slot noise')
         integer('threads', 0, "torch CPU threads; 0 = the preset's")
-        if not self.threads: self.threads = PRESET_THREADS.get(self.preset, 0)
+        if not self.threads: self.threads = PRESETS[self.preset]['threads']
 
     def _check_sources(self):
         "Paths are texts; the weight file is one; the data exist (or are 'synthetic:N'); a real preset has DINOv2 weights."
@@ -138,8 +137,8 @@ class MainJob:
         if self.baseline_steps: over['steps'] = self.baseline_steps
         if self.preset == 'synthetic' and not self.encoder_weights: over.update(WORLD_ENCODERS[self.world])
         self.dcfg = DinosaurConfig.preset(self.preset, **over)
-        self.s1cfg = replace(STAGE1_PRESETS[self.preset], seed=self.seed, **({'epochs': self.stage1_epochs} if self.stage1_epochs else {}))
-        self.s2cfg = replace(STAGE2_PRESETS[self.preset], seed=self.seed, **({'epochs': self.stage2_epochs} if self.stage2_epochs else {}))
+        self.s1cfg = Stage1Config.preset(self.preset, seed=self.seed, **({'epochs': self.stage1_epochs} if self.stage1_epochs else {}))
+        self.s2cfg = Stage2Config.preset(self.preset, seed=self.seed, **({'epochs': self.stage2_epochs} if self.stage2_epochs else {}))
         self._cache = {}
         if self._synthetic('data') and world_size(self.world) != tuple(self.dcfg.resize):   # pixel settings follow the size
             raise ValueError(f"world {self.world!r} is {world_size(self.world)}, preset {self.preset!r} is made for "

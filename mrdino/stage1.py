@@ -5,7 +5,7 @@
 # %% ../nbs/04_stage1.ipynb 2
 from __future__ import annotations
 import csv, math, time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +14,12 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from .data import progress_bar
+from .presets import stage_settings
 
 # %% auto 0
-__all__ = ['STAGE1_PRESETS', 'instance_masks', 'upsample_masks', 'bce_cost', 'match_masks', 'weighted_bce', 'stage1_loss',
-           'window_offsets', 'Stage1Config', 'training_windows', 'encode_windows', 'load_trainable', 'set_trainable',
-           'train_stage1', 'append_csv']
+__all__ = ['instance_masks', 'upsample_masks', 'bce_cost', 'match_masks', 'weighted_bce', 'stage1_loss', 'window_offsets',
+           'Stage1Config', 'training_windows', 'encode_windows', 'load_trainable', 'set_trainable', 'train_stage1',
+           'append_csv']
 
 # %% ../nbs/04_stage1.ipynb 5
 def instance_masks(
@@ -100,7 +101,7 @@ def window_offsets(
 # %% ../nbs/04_stage1.ipynb 17
 @dataclass
 class Stage1Config:
-    "Settings of stage 1 (paper values; presets in `STAGE1_PRESETS`)."
+    "Settings of stage 1 (paper values; per dataset: `Stage1Config.preset(name)`)."
     lr:float=4e-6            # Adam, constant
     epochs:int=15            # passes over the training windows
     batch_size:int=8         # windows per step
@@ -111,12 +112,10 @@ class Stage1Config:
     keep:str='nonempty'      # 'nonempty': skip windows with an empty label; 'multi': keep if the label has > 1 value
     seed:int=0               # data order and slot noise
 
-STAGE1_PRESETS = dict(
-    kitti=Stage1Config(),
-    tri_pd=Stage1Config(resize=(490, 980), crop=490, n_windows=2, keep='multi'),
-    movi_e=Stage1Config(resize=(266, 266), crop=266, n_windows=1),
-    synthetic=Stage1Config(lr=4e-4, epochs=8, resize=(126, 420), crop=126, n_windows=4),
-)
+    @classmethod
+    def preset(cls, name:str, **overrides)->'Stage1Config':
+        "The settings of preset `name` (`mrdino.presets.PRESETS`), with overrides."
+        return replace(cls(**stage_settings(name, 'stage1')), **overrides)
 
 # %% ../nbs/04_stage1.ipynb 19
 def _resize_pair(img:np.ndarray, lab:np.ndarray, size:tuple):

@@ -5,7 +5,7 @@
 # %% ../nbs/05_stage2.ipynb 2
 from __future__ import annotations
 import json, math, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +13,12 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from safetensors.torch import save_file
 
 from .data import progress_bar, say
+from .presets import stage_settings
 from .stage1 import instance_masks, match_masks, upsample_masks
 
 # %% auto 0
-__all__ = ['STAGE2_PRESETS', 'SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config', 'slots_and_masks', 'base_record',
-           'head_base', 'load_head', 'train_stage2', 'predict_frame']
+__all__ = ['SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config', 'slots_and_masks', 'base_record', 'head_base',
+           'load_head', 'train_stage2', 'predict_frame']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -101,7 +102,7 @@ from .stage1 import encode_windows, append_csv
 
 @dataclass
 class Stage2Config:
-    "Settings of stage 2 (paper/reference values; presets in `STAGE2_PRESETS`)."
+    "Settings of stage 2 (paper/reference values; per dataset: `Stage2Config.preset(name)`)."
     lr:float=4e-5            # Adam, constant
     batch_size:int=8         # windows per step
     epochs:int=1             # passes over the training windows
@@ -114,12 +115,10 @@ class Stage2Config:
     ckpt_every:int=200       # steps between checkpoints
     seed:int=0               # data order, slot noise, MLP init
 
-STAGE2_PRESETS = dict(
-    kitti=Stage2Config(),
-    tri_pd=Stage2Config(r_bg=0.2),
-    movi_e=Stage2Config(r_bg=0.2, max_steps=None),
-    synthetic=Stage2Config(lr=1e-4, epochs=6, hidden=256, ckpt_every=100),
-)
+    @classmethod
+    def preset(cls, name:str, **overrides)->'Stage2Config':
+        "The settings of preset `name` (`mrdino.presets.PRESETS`), with overrides."
+        return replace(cls(**stage_settings(name, 'stage2')), **overrides)
 
 # %% ../nbs/05_stage2.ipynb 18
 @torch.no_grad()

@@ -18,16 +18,16 @@ N_FRAMES = 24
 def tiny_job(out:Path)->Path:
     "A main-job folder in miniature (MainJob layout): DINOSAUR 10 steps, a stage-2 head 3 steps on GT masks."
     from mrdino.dinosaur import DinosaurConfig, train_dinosaur, load_dinosaur
-    from mrdino.stage1 import training_windows, STAGE1_PRESETS
-    from mrdino.stage2 import train_stage2, STAGE2_PRESETS
+    from mrdino.stage1 import training_windows, Stage1Config
+    from mrdino.stage2 import train_stage2, Stage2Config
     vid = read_source('synthetic:1')[0]
     fr = [vid[t] for t in range(0, 60, 6)]
     done = lambda d, settings, summary: (d / 'done.json').write_text(json.dumps(dict(settings=settings, summary=summary), default=str))
     s = train_dinosaur(DinosaurConfig.preset('synthetic', steps=10, batch_size=8), [f.image for f in fr], out / 'dinosaur',
                        cache=False, device='cpu', progress=False)
     done(out / 'dinosaur', {}, s)
-    w, l, _ = training_windows([f.image for f in fr], [f.gt for f in fr], STAGE1_PRESETS['synthetic'])
-    h = train_stage2(load_dinosaur(out / 'dinosaur'), w, l, replace(STAGE2_PRESETS['synthetic'], max_steps=3), out / 'only_stage2',
+    w, l, _ = training_windows([f.image for f in fr], [f.gt for f in fr], Stage1Config.preset('synthetic'))
+    h = train_stage2(load_dinosaur(out / 'dinosaur'), w, l, Stage2Config.preset('synthetic', max_steps=3), out / 'only_stage2',
                      device='cpu', progress=False)
     done(out / 'only_stage2', dict(base=s), h)
     return out

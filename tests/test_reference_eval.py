@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrdino.dinosaur import PRESETS
+from mrdino.presets import PRESETS
 from mrdino.windows import WindowLayout, merge_window_slots
 from mrdino.cli import main
 
@@ -93,7 +93,7 @@ def kitti2015_fixture(root, n=2, seed=0):
 
 def test_cli_evaluate_reference_ckpt_on_kitti2015(tmp_path, monkeypatch, capsys):
     # the kitti preset (378-px windows, 15 slots, 27x27 patches) with a tiny ViT instead of ViT-B/14 (speed)
-    monkeypatch.setitem(PRESETS, 'kitti', dict(PRESETS['kitti'], encoder='vit_small_patch14_dinov2', encoder_arch=TINY))
+    monkeypatch.setitem(PRESETS['kitti'], 'dinosaur', dict(PRESETS['kitti']['dinosaur'], encoder='vit_small_patch14_dinov2', encoder_arch=TINY))
     data = kitti2015_fixture(tmp_path / 'kitti_2015')
     enc = hub_state_dict()
     sd = ref_state_dict(patches=27 * 27)
@@ -122,7 +122,7 @@ def test_predict_with_a_reference_ckpt_on_the_kitti_canvas(tmp_path, monkeypatch
     # `mrdino predict RUN.ckpt VIDEO OUT --resize kitti` segments with the release's input preparation, and a run
     # folder written before that (no 'pixels' record) is not taken for a finished run of it
     from mrdino.predict import predict
-    monkeypatch.setitem(PRESETS, 'kitti', dict(PRESETS['kitti'], encoder='vit_small_patch14_dinov2', encoder_arch=TINY))
+    monkeypatch.setitem(PRESETS['kitti'], 'dinosaur', dict(PRESETS['kitti']['dinosaur'], encoder='vit_small_patch14_dinov2', encoder_arch=TINY))
     ck = save_ckpt(tmp_path / 'kitti_mr_stage2.ckpt', {**ref_state_dict(patches=27 * 27), **{ENC + k: v for k, v in hub_state_dict().items()}})
     frames = tmp_path / 'frames'; frames.mkdir()
     rng = np.random.default_rng(0)

@@ -243,11 +243,11 @@ def test_cli_every_option_has_help():
 
 
 def test_cli_choices_match_the_modules():
-    from mrdino import cli, flow, dinosaur, metrics, worlds
-    assert set(cli.DINOSAUR_PRESETS) == set(dinosaur.PRESETS) == set(flow.TAU_STATIC)
+    from mrdino import cli, flow, metrics, worlds, presets
+    assert set(cli.PRESETS) == set(presets.PRESETS) == set(flow.TAU_STATIC)
     assert tuple(cli.WORLDS) == tuple(worlds.WORLDS)
     assert tuple(cli.FLOW_BACKENDS) == tuple(flow.BACKENDS)
-    assert set(cli.PROTOCOLS) == set(metrics.PROTOCOLS)
+    assert set(cli.PROTOCOL_NAMES) == set(metrics.PROTOCOLS)
 
 
 # ---- 4. bad input is detected, odd input is read correctly ----

@@ -3,7 +3,7 @@ import itertools
 from dataclasses import replace
 import numpy as np, torch, pytest
 from mrdino.dinosaur import Dinosaur, DinosaurConfig
-from mrdino.stage1 import (STAGE1_PRESETS, train_stage1, stage1_loss, upsample_masks, encode_windows)
+from mrdino.stage1 import (Stage1Config, train_stage1, stage1_loss, upsample_masks, encode_windows)
 
 def _data(n=6, crop=126, seed=0):
     rng = np.random.default_rng(seed)
@@ -20,7 +20,7 @@ def _model():
 
 def test_killed_run_resumes_to_identical_weights(tmp_path):
     wins, labs = _data()
-    cfg = replace(STAGE1_PRESETS['synthetic'], epochs=3, batch_size=4, lr=1e-3)
+    cfg = Stage1Config.preset('synthetic', epochs=3, batch_size=4, lr=1e-3)
     a = _model(); feats = encode_windows(a, wins)
     train_stage1(a, wins, labs, cfg, tmp_path / 'full', device='cpu', progress=False, feats=feats)
     b = _model()
