@@ -14,8 +14,9 @@ from .data import (
     read_source, atomic_write, clean_stale_tmp, label_to_rgb, progress_bar, summarize_skipped, input_identity, identity_digest,
     BadFrameError, VideoSequence, _tmp_name)
 from .dinosaur import (
-    load_dinosaur, find_checkpoint, checkpoint_candidates, preset_canvas, to_images, cut_windows, reference_windows,
-    window_layout, check_outputs, say, _fast_paths, WindowPrediction, NonFiniteOutputError)
+    load_dinosaur, preset_canvas, to_images, cut_windows, reference_windows,
+    window_layout, check_outputs, say, WindowPrediction, NonFiniteOutputError)
+from .training import parse_device, find_checkpoint, checkpoint_candidates, _fast_paths
 from .metrics import PROTOCOLS
 from .stage2 import VARIANTS, load_pair, load_trained, segment_windows
 
@@ -319,14 +320,8 @@ def _png(a:np.ndarray)->bytes:
     return b.tobytes()
 
 def _device(device:str|None)->str:
-    "Validate the device name (default: cuda if available, else cpu)."
-    if device in (None, '', 'auto'): return 'cuda' if torch.cuda.is_available() else 'cpu'
-    try: d = torch.device(device)
-    except RuntimeError: raise ValueError(f"device {device!r}: use cpu, cuda or cuda:N") from None
-    if d.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} but CUDA is not available here (torch {torch.__version__}): use --device cpu")
-    if d.type not in ('cpu', 'cuda'): raise ValueError(f"device {device!r}: use cpu, cuda or cuda:N")
-    return str(d)
+    "The device `predict` runs on and records in run.json (`mrdino.training.parse_device`; default: cuda if available, else cpu)."
+    return str(parse_device(device))
 
 # %% ../nbs/08_predict.ipynb 28
 def select_frames(
@@ -392,7 +387,7 @@ def _start_run(
     cfg,                       # `DinosaurConfig` of the model
     settings:dict,             # what run.json records
     dev:str,                   # the device the model runs on
-    fast:dict,                 # `mrdino.dinosaur._fast_paths` on it
+    fast:dict,                 # `mrdino.training._fast_paths` on it
 )->dict:                       # `_window_protocol`
     "Make OUT, record the run as running (unless a killed one already is) and say what runs, on what canvas, how."
     out.mkdir(parents=True, exist_ok=True)
