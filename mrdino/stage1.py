@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_stage1.ipynb 2
 from __future__ import annotations
-import csv, math, time
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
