@@ -32,7 +32,7 @@ def parse_device(
     if not re.fullmatch(r'cpu|cuda(:\d+)?', s): raise ValueError(f"{s!r} is not a device (allowed: cpu, cuda, cuda:N, auto)")
     if s.startswith('cuda'):
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0: raise ValueError(f"{s!r}: CUDA is not available here (torch {torch.__version__}; allowed: cpu)")
+        if n == 0: raise ValueError(f"{s!r}: CUDA is not available here (torch {torch.__version__}): use device 'cpu'")
         if ':' in s and int(s.split(':')[1]) >= n: raise ValueError(f"{s!r}: this machine has {n} CUDA device(s), allowed cuda:0 to cuda:{n - 1}")
     return torch.device(s)
 
