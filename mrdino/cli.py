@@ -91,7 +91,7 @@ def _evaluate(a):
             except NonFiniteOutputError as e: raise NonFiniteOutputError(f"model {a.checkpoint}: frame {f.index} of {s.name}: {e}") from None
             names.append(f"{s.name.replace('/', '_')}_{f.index:06d}"); ims.append(f.image)
     if not preds: raise ValueError(f"no annotated frames in {a.data}: evaluation needs ground-truth instance maps")
-    from mrdino.dinosaur import find_checkpoint
+    from mrdino.training import find_checkpoint
     from mrdino.pipeline import pair_checkpoints
     ck = Path(a.checkpoint)
     if a.head and not ck.is_file(): mk, hk = pair_checkpoints(ck, a.head)[:2]      # the pair load_trained loaded (after any fallback)
@@ -181,15 +181,10 @@ def _scale(s:str)->float:
     return v
 
 def _device(s:str)->str:
-    "argparse type: cpu, cuda or cuda:N, CUDA only where it is available."
-    import re
-    if not re.fullmatch(r'cpu|cuda(:\d+)?', s): raise argparse.ArgumentTypeError(f"{s!r} is not a device (allowed: cpu, cuda, cuda:N)")
-    if s.startswith('cuda'):
-        import torch
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0: raise argparse.ArgumentTypeError(f"{s!r}: CUDA is not available here (allowed: cpu)")
-        if ':' in s and int(s.split(':')[1]) >= n: raise argparse.ArgumentTypeError(f"{s!r}: allowed cuda:0 to cuda:{n - 1}")
-    return s
+    "argparse type: a device `mrdino.training.parse_device` accepts here (cpu, cuda or cuda:N; CUDA only where it is available)."
+    from mrdino.training import parse_device   # imports torch: here, when a device is parsed, so that `mrdino --help` answers at once
+    try: return str(parse_device(s))
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
 def _file(s:str)->str:
     "argparse type: an existing file."

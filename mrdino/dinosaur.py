@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_dinosaur.ipynb 2
 from __future__ import annotations
-import csv, hashlib, io, json, os, re, shutil, socket, time, zipfile
+import hashlib, json, os, re, shutil
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 
@@ -13,20 +13,19 @@ import cv2
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 # %% auto 0
 __all__ = ['ENCODER_ARCHS', 'FEATURE_CACHE_FORMAT', 'DinosaurConfig', 'SlotAttention', 'MLPDecoder', 'DinosaurOutput', 'Dinosaur',
            'weights_digest', 'FrameSet', 'take_view', 'to_images', 'cache_views', 'FeatureCache', 'feature_caches',
-           'remove_feature_cache', 'lr_factor', 'write_checkpoint', 'save_checkpoint', 'load_state',
-           'checkpoint_candidates', 'find_checkpoint', 'checkpoint_problem', 'load_dinosaur', 'train_dinosaur']
+           'remove_feature_cache', 'lr_factor', 'save_checkpoint', 'load_dinosaur', 'train_dinosaur']
 
 # %% ../nbs/03_dinosaur.ipynb 3
-from timm.layers import use_fused_attn
-from .data import atomic_write, clean_stale_tmp, remove_stale_tmp, progress_bar, input_identity, identity_digest, say
+from .data import atomic_write, clean_stale_tmp, progress_bar, input_identity, identity_digest, say
 from .presets import stage_settings
-from .encoder import STANDIN_ARCH, FrozenDinov2, build_encoder, read_safetensors, safetensors_header, torch_load
+from .encoder import STANDIN_ARCH, FrozenDinov2, build_encoder, read_safetensors
+from .training import (parse_device, _dist, _barrier, _fast_paths, _remove_stale, write_checkpoint, load_state,
+                             find_checkpoint, train_loop)
 from safetensors.torch import save_file as _st_save
 
 # %% ../nbs/03_dinosaur.ipynb 6
@@ -272,11 +271,6 @@ def cache_views(
     return [(y, x, f) for y in ys for x in xs for f in ((False, True) if hflip else (False,))]
 
 # %% ../nbs/03_dinosaur.ipynb 27
-def _remove_stale(folder:Path, pattern:str):
-    "`remove_stale_tmp`, saying what it removed."
-    gone = remove_stale_tmp(folder, pattern)
-    if gone: say(f"removed {len(gone)} leftover temporary file(s) of killed runs in {folder}: {', '.join(gone[:3])}")
-
 def _allocate_npy(path:Path, shape:tuple, dtype):
     "A .npy of zeros whose blocks are allocated now: a full disk is an OSError naming `path` here, not a SIGBUS in a memmap later."
     size = 0
@@ -407,20 +401,6 @@ def lr_factor(step:int, warmup:int, decay:int)->float:
     return 0.5 ** ((step - warmup) / decay)
 
 # %% ../nbs/03_dinosaur.ipynb 33
-def _dist():
-    "(rank, world, local_rank) from torchrun's environment; initialises the process group when needed."
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    if world == 1: return 0, 1, 0
-    local = int(os.environ.get('LOCAL_RANK', '0'))
-    if not dist.is_initialized():
-        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
-        if backend == 'nccl': torch.cuda.set_device(local)
-        dist.init_process_group(backend)
-    return dist.get_rank(), dist.get_world_size(), local
-
-def _barrier(world:int):
-    if world > 1: dist.barrier()
-
 def _cfg_dict(cfg:DinosaurConfig)->dict:
     d = asdict(cfg); d['resize'] = list(cfg.resize) if cfg.resize else None
     return d
@@ -428,25 +408,6 @@ def _cfg_dict(cfg:DinosaurConfig)->dict:
 def _cfg_from(d:dict)->DinosaurConfig:
     d = dict(d); d['resize'] = tuple(d['resize']) if d.get('resize') else None
     return DinosaurConfig(**d)
-
-def write_checkpoint(
-    out_dir:str|Path,       # run folder; checkpoints go to out_dir/ckpt/step_NNNNNNN
-    step:int,               # optimiser steps done (names the folder)
-    write,                  # write(folder): fills a (temporary) checkpoint folder
-    keep:int=2,             # checkpoints to keep
-)->Path:                    # the checkpoint folder
-    "Create a checkpoint folder atomically (filled under a temporary name, then renamed); update `latest`."
-    root = Path(out_dir) / 'ckpt'; root.mkdir(parents=True, exist_ok=True)
-    _remove_stale(root, r'\.tmp_step_\d+_(?:(?P<host>.+)-)?(?P<pid>\d+)')       # left by killed writers
-    clean_stale_tmp(root)                                                        # and `atomic_write` temporaries
-    final, tmp = root / f'step_{step:07d}', root / f'.tmp_step_{step:07d}_{socket.gethostname()}-{os.getpid()}'
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-    write(tmp)
-    if final.exists(): shutil.rmtree(final)
-    tmp.rename(final)
-    atomic_write(root / 'latest', final.name)
-    for old in sorted(root.glob('step_*'))[:-keep]: shutil.rmtree(old, ignore_errors=True)
-    return final
 
 def save_checkpoint(
     out_dir:str|Path,       # run folder; checkpoints go to out_dir/ckpt/step_NNNNNNN
@@ -464,60 +425,6 @@ def save_checkpoint(
                                                      encoder=model.encoder.description, **({'data': data} if data else {})), indent=1))
         if opt is not None: torch.save(dict(step=step, opt=opt.state_dict(), gen=gen.get_state() if gen is not None else None), d / 'state.pt')
     return write_checkpoint(out_dir, step, write, keep)
-
-def load_state(
-    path:str|Path, # a checkpoint's state.pt (optimiser step, optimiser and RNG state)
-)->dict:
-    "Read optimiser/RNG state with `torch.load(weights_only=True)`: tensors and plain values only, never code."
-    return torch_load(path, "delete that checkpoint folder to resume from an older one, or use a new run folder")
-
-def checkpoint_candidates(
-    path:str|Path,                   # a checkpoint folder or a run folder
-    weights:str='model.safetensors', # the file a complete checkpoint holds
-)->list:                             # [(checkpoint folder, None if intact else what is damaged)], `latest` first, then newest first
-    "Every checkpoint of `path` with its integrity (`checkpoint_problem`)."
-    path = Path(path)
-    if (path / weights).exists(): return [(path, checkpoint_problem(path, weights))]
-    root = path / 'ckpt'
-    latest = (root / 'latest').read_text().strip() if (root / 'latest').exists() else None
-    cands = sorted((p for p in root.glob('step_*') if (p / weights).exists()), key=lambda p: (p.name == latest, p.name), reverse=True)
-    return [(ck, checkpoint_problem(ck, weights)) for ck in cands]
-
-def find_checkpoint(
-    path:str|Path,                   # a checkpoint folder or a run folder
-    weights:str='model.safetensors', # the file a complete checkpoint holds
-)->Path|None:
-    "The checkpoint folder for `path`: a checkpoint itself, or a run folder (its newest intact checkpoint, saying which it skipped), or None."
-    path = Path(path)
-    cands = checkpoint_candidates(path, weights)
-    if cands and cands[0][0] == path:
-        if cands[0][1]: raise ValueError(f"checkpoint {path} is damaged: {cands[0][1]}")
-        return path
-    broken = [bad for _, bad in cands if bad]
-    ck = next((ck for ck, bad in cands if bad is None), None)
-    if ck is None and broken: raise ValueError(f"no intact checkpoint in {path / 'ckpt'}: {'; '.join(broken)}. Delete {path} to start clean")
-    skipped = [bad for c, bad in cands[:cands.index((ck, None))] if bad] if ck is not None else []
-    if skipped: say(f"{'; '.join(skipped)}: using the newest intact checkpoint {ck}")
-    return ck
-
-def checkpoint_problem(
-    ck:Path,                         # a checkpoint folder
-    weights:str='model.safetensors', # its weight file
-)->str|None:                         # None if intact, else which file is broken and how
-    "Cheap integrity check: safetensors size matches its header, config.json parses, state.pt (a zip archive) opens."
-    f = ck / weights
-    try: safetensors_header(f)
-    except ValueError as e: return str(e)
-    except OSError as e: return f"{f} cannot be read ({type(e).__name__}: {e})"
-    try: json.loads((ck / 'config.json').read_text())
-    except (OSError, ValueError) as e: return f"{ck / 'config.json'} cannot be read ({type(e).__name__})"
-    st = ck / 'state.pt'
-    if st.exists():
-        with open(st, 'rb') as fh: zipped = fh.read(2) == b'PK'   # other formats are left to `load_state` to refuse
-        if zipped or st.stat().st_size < 2:
-            try: zipfile.ZipFile(st).close()
-            except (zipfile.BadZipFile, OSError) as e: return f"{st} is not a complete archive ({e})"
-    return None
 
 def load_dinosaur(
     path:str|Path,                    # checkpoint folder or run folder
@@ -550,13 +457,6 @@ def load_dinosaur(
 
 # %% ../nbs/03_dinosaur.ipynb 34
 _CSV_COLS = ['step', 'loss', 'lr', 'grad_norm', 's_per_step', 'img_per_s', 'elapsed_s', 'encoder']
-
-def _fast_paths(device:torch.device)->dict:
-    "Detect bf16 autocast and SDPA attention for `device`."
-    bf16 = device.type == 'cuda' and torch.cuda.is_bf16_supported()
-    sdpa = hasattr(F, 'scaled_dot_product_attention') and use_fused_attn()
-    return dict(device=str(device), bf16_autocast=bf16, sdpa_attention=sdpa,
-                tf32=device.type == 'cuda' and torch.backends.cuda.matmul.allow_tf32)
 
 def _resume(
     ck:Path,                     # the run's newest intact checkpoint
@@ -602,21 +502,6 @@ def _feature_cache(
     say(f"feature cache {fc.dir}: {len(frames)} frames x {len(fc.views)} views (crops on a {cfg.cache_stride}px grid"
         f"{' + flips' if cfg.hflip else ''}; other crops need cache=False)", rank)
     return fc
-
-def _restart_log(
-    out:Path,    # the run folder
-    start:int,   # the step the run continues from
-    run:dict,    # what run.json records
-)->list:         # the log rows kept (steps <= start)
-    "Cut log.csv back to the resumed step (so that it stays consistent with the checkpoint) and write run.json."
-    logf = out / 'log.csv'
-    rows = [r for r in csv.DictReader(open(logf))] if logf.exists() else []
-    kept = [r for r in rows if int(r['step']) <= start]
-    buf = io.StringIO(newline='')
-    w = csv.DictWriter(buf, _CSV_COLS); w.writeheader(); w.writerows(kept)
-    atomic_write(logf, buf.getvalue())
-    atomic_write(out / 'run.json', json.dumps(run, indent=1))
-    return kept
 
 def _draw_batch(
     model:Dinosaur,           # its encoder runs when there is no cache
@@ -690,7 +575,7 @@ def train_dinosaur(
     rank, world, local = _dist()
     steps = cfg.steps if steps is None else steps
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} is not divisible by WORLD_SIZE {world}")
-    dev = torch.device(device or (f'cuda:{local}' if torch.cuda.is_available() else 'cpu'))
+    dev = parse_device(device, local)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     if rank == 0: clean_stale_tmp(out)                   # temporaries of a killed run (log.csv, run.json, ...)
     if dev.type == 'cuda': torch.set_float32_matmul_precision('high')   # TF32 matmuls for the fp32 parts
@@ -716,33 +601,22 @@ def train_dinosaur(
     model.train()
     B, b = cfg.batch_size, cfg.batch_size // world
     sl = slice(rank * b, (rank + 1) * b)
-    logf = out / 'log.csv'
-    kept = _restart_log(out, start, dict(config=_cfg_dict(cfg), encoder=tag, world_size=world, fast_paths=fast,
-                                         cache=str(fc.dir) if fc else None, start_step=start)) if rank == 0 else []
-    resumed_loss = float(kept[-1]['loss']) if kept and int(kept[-1]['step']) == start else float('nan')
-    last = dict(step=start, loss=resumed_loss, checkpoint=str(ck) if ck else None)   # a finished run reports its last loss
-    t_run, n_done, t_last, n_last = time.time(), 0, time.time(), 0
-    bar = progress_bar(range(start, steps), desc=f"dinosaur {cfg.name} [{tag[:48]}]", disable=not progress or rank != 0,
-               initial=start, total=steps)
-    for step in bar:
+    last = dict(step=start, loss=float('nan'), checkpoint=str(ck) if ck else None)
+    def step(i:int)->tuple:
+        "DINOSAUR's step i: draw the batch, one optimiser step; its log row."
         feats, noise = _draw_batch(model, frames, fc, cfg, g, sl, dev, fast['bf16_autocast'])
-        loss, gn, lr = _optimise(ddp, opt, params, feats, noise, cfg, step, out, dev, fast['bf16_autocast'])
-        n_done += 1
-        done = step + 1
-        last.update(step=done, loss=loss.item())
-        if rank == 0 and (done % cfg.log_every == 0 or done == steps):
-            dt = (time.time() - t_last) / max(1, n_done - n_last)
-            row = dict(step=done, loss=f"{last['loss']:.6g}", lr=f"{lr:.4g}", grad_norm=f"{float(gn):.4g}",
-                       s_per_step=f"{dt:.4f}", img_per_s=f"{B / dt:.1f}", elapsed_s=f"{time.time() - t_run:.1f}", encoder=tag)
-            with open(logf, 'a', newline='') as fh: csv.DictWriter(fh, _CSV_COLS).writerow(row)
-            bar.set_postfix(loss=row['loss'], img_s=row['img_per_s'], s_step=row['s_per_step'])
-            t_last, n_last = time.time(), n_done
-        if done % cfg.ckpt_every == 0 or done == steps:
-            if rank == 0: last['checkpoint'] = str(save_checkpoint(out, model, done, opt, g, data=data))
-            _barrier(world)
-        if stop_after is not None and n_done >= stop_after: break
-    bar.close()
-    secs = time.time() - t_run
+        loss, gn, lr = _optimise(ddp, opt, params, feats, noise, cfg, i, out, dev, fast['bf16_autocast'])
+        last['loss'] = loss.item()
+        return dict(step=i + 1, loss=f"{last['loss']:.6g}", lr=f"{lr:.4g}", grad_norm=f"{float(gn):.4g}", encoder=tag), B
+    run = dict(config=_cfg_dict(cfg), encoder=tag, world_size=world, fast_paths=fast, cache=str(fc.dir) if fc else None, start_step=start)
+    r = train_loop(step, lambda done: save_checkpoint(out, model, done, opt, g, data=data), out, _CSV_COLS, start, steps,
+                   cfg.ckpt_every, cfg.log_every, unit='img', desc=f"dinosaur {cfg.name} [{tag[:48]}]", progress=progress,
+                   stop_after=stop_after, rank=rank, world=world, run=run)
+    n_done = r['step'] - start
+    if not n_done and r['row']: last['loss'] = float(r['row']['loss'])   # a finished run reports its last loss
+    last['step'] = r['step']
+    if r['checkpoint']: last['checkpoint'] = str(r['checkpoint'])
+    secs = r['seconds']
     last.update(seconds=round(secs, 2), img_per_s=round(n_done * B / secs, 1) if n_done else None, encoder=tag, fast_paths=fast)
     if rank == 0 and last['step'] == steps:
         speed = f"{last['img_per_s']} img/s" if n_done else f"nothing left to train (resumed at step {start})"

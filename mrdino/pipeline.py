@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_pipeline.ipynb 2
 from __future__ import annotations
-import contextlib, csv, json, math, re, shutil, time
+import csv, json, math, shutil, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -16,7 +16,8 @@ from .worlds import WORLDS, world_size
 from .readers import read_source
 from .encoder import FILTERBANK_ARCH, build_encoder, read_safetensors
 from .dinosaur import (Dinosaur, DinosaurConfig, train_dinosaur, load_dinosaur,
-                             find_checkpoint, checkpoint_candidates, weights_digest)
+                             weights_digest)
+from .training import find_checkpoint, checkpoint_candidates, parse_device, torch_threads
 from .windows import NonFiniteOutputError
 from .presets import PRESETS
 from .flow import BACKENDS
@@ -88,8 +89,6 @@ class MainJob:
         if self.preset not in PRESETS: raise ValueError(f"unknown preset {self.preset!r}: choose one of {sorted(PRESETS)}")
         if not isinstance(self.progress, bool): raise ValueError(f"progress={self.progress!r}: must be True or False")
         if self.flow_backend not in BACKENDS: raise ValueError(f"flow_backend={self.flow_backend!r}: choose one of {', '.join(BACKENDS)}")
-        if not isinstance(self.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
-            raise ValueError(f"device={self.device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
         if self.world not in WORLDS: raise ValueError(f"world={self.world!r}: choose one of {WORLDS}")
 
     def _check_numbers(self):
@@ -123,12 +122,10 @@ class MainJob:
             raise ValueError(f"preset {self.preset!r} needs DINOv2 weights: pass encoder_weights=<dinov2_vitb14_pretrain.pth or model.safetensors>")
 
     def _pick_device(self):
-        "'auto' becomes cuda where there is one, else cpu; a CUDA device asked for must exist here."
-        if self.device == 'auto': self.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        if self.device.startswith('cuda') and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available here (torch {torch.__version__}): use device='cpu'")
-        if ':' in self.device and int(self.device.split(':')[1]) >= torch.cuda.device_count():
-            raise ValueError(f"device={self.device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        "'auto' becomes cuda where there is one, else cpu; a CUDA device asked for must exist here (`parse_device`)."
+        if not isinstance(self.device, str): raise ValueError(f"device={self.device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        try: self.device = str(parse_device(self.device))
+        except ValueError as e: raise ValueError(f"device={self.device!r}: {e}") from None
 
     def _configure(self):
         "The steps' configurations: the preset's, with this job's seed, lengths and (synthetic) the world's encoder."
@@ -192,20 +189,12 @@ class MainJob:
                 shutil.rmtree(d)
             _write_json(f, inputs)
         t0 = time.time()
-        with self._threads():
+        with torch_threads(self.threads):
             summary = fn(d)
             summary['torch_threads'] = torch.get_num_threads()
         summary['wall_s'] = round(time.time() - t0, 1)
         _write_json(done, dict(settings=settings, inputs=inputs, summary=summary))
         return summary
-
-    @contextlib.contextmanager
-    def _threads(self):
-        "Run a step on `threads` torch CPU threads (0: as they are), then restore the caller's setting."
-        n = torch.get_num_threads()
-        if self.threads: torch.set_num_threads(self.threads)
-        try: yield
-        finally: torch.set_num_threads(n)
 
     def data_identity(self, which:str='data')->dict|str:
         "Identity of the training ('data') or evaluation ('eval_data') source: the generated source and its world, else {sequence: hash of its files}."

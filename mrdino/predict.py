@@ -14,7 +14,7 @@ from .data import (
     atomic_write, clean_stale_tmp, label_to_rgb, progress_bar, summarize_skipped, input_identity, identity_digest,
     BadFrameError, _tmp_name, say, check_out_of_source)
 from .readers import read_source, VideoSequence
-from .dinosaur import _fast_paths
+from .training import parse_device, _fast_paths
 from .windows import canvas_size, window_layout, predict_batch, NonFiniteOutputError
 from .metrics import PROTOCOLS
 from .pipeline import resolve_model
@@ -218,14 +218,8 @@ def _png(a:np.ndarray)->bytes:
     return b.tobytes()
 
 def _device(device:str|None)->str:
-    "Validate the device name (default: cuda if available, else cpu)."
-    if device in (None, '', 'auto'): return 'cuda' if torch.cuda.is_available() else 'cpu'
-    try: d = torch.device(device)
-    except RuntimeError: raise ValueError(f"device {device!r}: use cpu, cuda or cuda:N") from None
-    if d.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} but CUDA is not available here (torch {torch.__version__}): use --device cpu")
-    if d.type not in ('cpu', 'cuda'): raise ValueError(f"device {device!r}: use cpu, cuda or cuda:N")
-    return str(d)
+    "The device `predict` runs on and records in run.json (`mrdino.training.parse_device`; default: cuda if available, else cpu)."
+    return str(parse_device(device))
 
 # %% ../nbs/08_predict.ipynb 26
 def select_frames(
@@ -278,7 +272,7 @@ def _start_run(
     cfg,                       # `DinosaurConfig` of the model
     settings:dict,             # what run.json records
     dev:str,                   # the device the model runs on
-    fast:dict,                 # `mrdino.dinosaur._fast_paths` on it
+    fast:dict,                 # `mrdino.training._fast_paths` on it
 )->dict:                       # `_window_protocol`
     "Make OUT, record the run as running (unless a killed one already is) and say what runs, on what canvas, how."
     out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_stage1.ipynb 2
 from __future__ import annotations
-import csv, math, time
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,9 +17,9 @@ from .data import progress_bar
 from .presets import stage_settings
 
 # %% auto 0
-__all__ = ['instance_masks', 'upsample_masks', 'bce_cost', 'match_masks', 'weighted_bce', 'stage1_loss', 'window_offsets',
-           'Stage1Config', 'training_windows', 'encode_windows', 'load_trainable', 'set_trainable', 'train_stage1',
-           'append_csv']
+__all__ = ['STAGE1_COLS', 'instance_masks', 'upsample_masks', 'bce_cost', 'match_masks', 'weighted_bce', 'stage1_loss',
+           'window_offsets', 'Stage1Config', 'training_windows', 'encode_windows', 'load_trainable', 'set_trainable',
+           'train_stage1']
 
 # %% ../nbs/04_stage1.ipynb 5
 def instance_masks(
@@ -148,7 +148,8 @@ def training_windows(
 # %% ../nbs/04_stage1.ipynb 22
 from .data import say
 from .encoder import read_safetensors
-from .dinosaur import Dinosaur, to_images, save_checkpoint, find_checkpoint, load_state
+from .dinosaur import Dinosaur, to_images, save_checkpoint
+from .training import parse_device, find_checkpoint, load_state, train_loop
 
 
 @torch.no_grad()
@@ -182,6 +183,8 @@ def set_trainable(model:Dinosaur, names:tuple)->list:
     return params
 
 # %% ../nbs/04_stage1.ipynb 23
+STAGE1_COLS = ['epoch', 'step', 'loss', 'grad_norm', 's_per_step', 'win_per_s']   # log.csv
+
 def train_stage1(
     model:Dinosaur,             # DINOSAUR to refine (e.g. `load_dinosaur(baseline_run)`)
     windows:np.ndarray,         # (N, crop, crop, 3) uint8 training windows (`training_windows`)
@@ -195,7 +198,7 @@ def train_stage1(
 )->dict:                        # summary: epochs, steps, last loss, windows/s, checkpoint
     "Stage 1: train slot attention and its input MLP on matched pseudo masks; everything else stays frozen."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    dev = parse_device(device)
     if len(windows) == 0: raise ValueError("no training windows: no pseudo-label has an object (check the pseudo-labelling run)")
     model.to(dev)
     params = set_trainable(model, ('input_mlp', 'slot_attention'))
@@ -203,55 +206,41 @@ def train_stage1(
     opt = torch.optim.Adam(params, lr=cfg.lr)
     N, B, crop = len(windows), cfg.batch_size, windows.shape[1]
     per_epoch = math.ceil(N / B)
-    steps_done, log = 0, []
+    start = 0
     ck = find_checkpoint(out)
     if ck is not None and (ck / 'state.pt').exists():
         load_trainable(model, ck)
         st = load_state(ck / 'state.pt')
-        opt.load_state_dict(st['opt']); steps_done = st['step']
-    epoch0 = steps_done // per_epoch                                    # checkpoints are written at epoch ends
-    if epoch0: say(f"stage 1: resuming {out} after epoch {epoch0} (step {steps_done})", name='stage1')
+        opt.load_state_dict(st['opt']); start = st['step']
+    epoch0 = start // per_epoch                                         # checkpoints are written at epoch ends
+    if epoch0: say(f"stage 1: resuming {out} after epoch {epoch0} (step {start})", name='stage1')
     if feats is None: feats = encode_windows(model, windows, device=dev, progress=progress)
     K, D = model.cfg.n_slots, model.cfg.slot_dim
-    say(f"stage 1: {N} windows, {math.ceil(N / B)} steps/epoch, epochs {epoch0}→{cfg.epochs}; encoder: {model.encoder.description}", name='stage1')
-    t_run, n_run, last = time.time(), 0, {}
-    for epoch in range(epoch0, cfg.epochs):
-        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)          # order and noise depend on the epoch only
-        order = torch.randperm(N, generator=g)
-        bar = progress_bar(range(0, N, B), desc=f'stage 1 epoch {epoch + 1}/{cfg.epochs}', disable=not progress, leave=False)
-        for s in bar:
-            t0 = time.time()
-            idx = order[s:s + B]
-            noise = torch.randn(len(idx), K, D, generator=g)
-            o = model(feats[idx].to(dev), noise=noise)
-            m = upsample_masks(o.masks, (crop, crop))                     # (B, K, crop, crop)
-            loss, n = stage1_loss(m, [labels[i] for i in idx.tolist()])
-            opt.zero_grad(set_to_none=True)
-            if n:
-                loss.backward()
-                gn = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
-                opt.step()
-            else: gn = 0.0
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"stage 1: loss is {loss.item()} at epoch {epoch + 1}; last good checkpoint: {find_checkpoint(out)}")
-            steps_done += 1; n_run += len(idx)
-            dt = time.time() - t0
-            row = dict(epoch=epoch + 1, step=steps_done, loss=round(loss.item(), 6), grad_norm=round(gn, 4),
-                       s_per_step=round(dt, 4), win_per_s=round(len(idx) / dt, 1))
-            log.append(row); bar.set_postfix(loss=f"{row['loss']:.4f}", win_s=row['win_per_s'])
-        ckdir = save_checkpoint(out, model, steps_done, opt)
-        append_csv(out / 'log.csv', [r for r in log if r['epoch'] == epoch + 1])
-        last = dict(epoch=epoch + 1, step=steps_done, loss=log[-1]['loss'], checkpoint=str(ckdir))
-        if stop_after is not None and epoch + 1 - epoch0 >= stop_after: break
-    secs = time.time() - t_run
-    last.update(seconds=round(secs, 2), win_per_s=round(n_run / secs, 1) if n_run else None)
+    say(f"stage 1: {N} windows, {per_epoch} steps/epoch, epochs {epoch0}→{cfg.epochs}; encoder: {model.encoder.description}", name='stage1')
+    ep = {}                                                             # the current epoch's generator and window order
+    def step(i:int)->tuple:
+        "Stage 1's step i: a batch of the epoch's order, slot noise from the epoch's generator, one Adam step."
+        epoch, j = divmod(i, per_epoch)
+        if ep.get('epoch') != epoch:                                    # order and noise depend on the epoch only
+            g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            ep.update(epoch=epoch, g=g, order=torch.randperm(N, generator=g))
+        idx = ep['order'][j * B:(j + 1) * B]
+        noise = torch.randn(len(idx), K, D, generator=ep['g'])
+        o = model(feats[idx].to(dev), noise=noise)
+        m = upsample_masks(o.masks, (crop, crop))                     # (B, K, crop, crop)
+        loss, n = stage1_loss(m, [labels[k] for k in idx.tolist()])
+        opt.zero_grad(set_to_none=True)
+        if n:
+            loss.backward()
+            gn = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+            opt.step()
+        else: gn = 0.0
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"stage 1: loss is {loss.item()} at epoch {epoch + 1}; last good checkpoint: {find_checkpoint(out)}")
+        return dict(epoch=epoch + 1, step=i + 1, loss=round(loss.item(), 6), grad_norm=round(gn, 4)), len(idx)
+    r = train_loop(step, lambda done: save_checkpoint(out, model, done, opt), out, STAGE1_COLS, start, cfg.epochs * per_epoch,
+                   per_epoch, unit='win', desc='stage 1', progress=progress,
+                   stop_after=None if stop_after is None else stop_after * per_epoch)
+    last = dict(epoch=r['step'] // per_epoch, step=r['step'], loss=r['row']['loss'], checkpoint=str(r['checkpoint'])) if r['checkpoint'] else {}
+    last.update(seconds=round(r['seconds'], 2), win_per_s=round(r['n'] / r['seconds'], 1) if r['n'] else None)
     return last
-
-def append_csv(path:Path, rows:list):
-    "Append dict rows to a CSV log, writing the header when the file is new."
-    if not rows: return
-    new = not Path(path).exists()
-    with open(path, 'a', newline='') as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new: w.writeheader()
-        w.writerows(rows)

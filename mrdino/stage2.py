@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_stage2.ipynb 2
 from __future__ import annotations
-import json, math, time
+import json, math
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -12,13 +12,13 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from safetensors.torch import save_file
 
-from .data import progress_bar, say
+from .data import say
 from .presets import stage_settings
 from .stage1 import instance_masks, match_masks, upsample_masks
 
 # %% auto 0
-__all__ = ['SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config', 'slots_and_masks', 'base_record', 'head_base',
-           'load_head', 'train_stage2', 'predict_frame']
+__all__ = ['STAGE2_COLS', 'SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config', 'slots_and_masks', 'base_record',
+           'head_base', 'load_head', 'train_stage2', 'predict_frame']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -97,8 +97,9 @@ def gated_labels(
 
 # %% ../nbs/05_stage2.ipynb 17
 from .encoder import read_safetensors, safetensors_header
-from .dinosaur import Dinosaur, write_checkpoint, find_checkpoint, load_state, weights_digest
-from .stage1 import encode_windows, append_csv
+from .dinosaur import Dinosaur, weights_digest
+from .training import parse_device, write_checkpoint, find_checkpoint, load_state, train_loop
+from .stage1 import encode_windows
 
 @dataclass
 class Stage2Config:
@@ -175,6 +176,8 @@ def load_head(path:str|Path, device='cpu')->tuple:
     return head.to(device).eval(), cfg
 
 # %% ../nbs/05_stage2.ipynb 19
+STAGE2_COLS = ['step', 'loss', 'l_fg', 'l_bg', 'dropped', 'win_per_s']   # log.csv
+
 def train_stage2(
     model:Dinosaur,              # stage-1 (or baseline) model; frozen
     windows:np.ndarray,          # (N, crop, crop, 3) uint8 training windows (`mrdino.stage1.training_windows`)
@@ -188,7 +191,7 @@ def train_stage2(
 )->dict:                         # summary: steps, loss, windows/s, checkpoint
     "Stage 2: train the slot-deactivation MLP on a frozen model with L_fg + L_bg and the drop loss."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    dev = parse_device(device)
     if len(windows) == 0: raise ValueError("no training windows: no pseudo-label has an object")
     model.to(dev).eval().requires_grad_(False)
     if feats is None: feats = encode_windows(model, windows, device=dev, progress=progress)
@@ -199,7 +202,7 @@ def train_stage2(
     torch.manual_seed(cfg.seed)
     head = SlotDeactivation(model.cfg.slot_dim, cfg.hidden).to(dev)
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-    step = 0
+    start = 0
     base = base_record(model)                                           # saved in every head file: which model it belongs to
     ck = find_checkpoint(out, 'head.safetensors')
     if ck is not None:
@@ -208,39 +211,32 @@ def train_stage2(
             raise ValueError(f"{ck} holds a head trained on another model ({_describe_base(rec)}; this one's weights hash to "
                              f"{base['digest']}): resuming would mix them. Train into a new out_dir, or delete {out} to start clean")
         h, _ = load_head(ck, dev); head.load_state_dict(h.state_dict())
-        st = load_state(ck / 'state.pt'); opt.load_state_dict(st['opt']); step = st['step']
-        say(f"stage 2: resuming {out} at step {step}", name='stage2')
+        st = load_state(ck / 'state.pt'); opt.load_state_dict(st['opt']); start = st['step']
+        say(f"stage 2: resuming {out} at step {start}", name='stage2')
     meta = dict(slot_dim=model.cfg.slot_dim, encoder=model.encoder.description)
     say(f"stage 2: {N} windows, {total} steps (r_bg {cfg.r_bg}, tau_drop {cfg.tau_drop}); encoder: {model.encoder.description}", name='stage2')
-    bar = progress_bar(total=total, initial=step, desc='stage 2', disable=not progress)
-    t_run, n_run, last, rows = time.time(), 0, dict(step=step), []
-    start = step
-    while step < total:
-        epoch, i = divmod(step, per_epoch)
+    seen = {}                                                           # the last step's loss
+    def step(i:int)->tuple:
+        "Stage 2's step i: a batch of the epoch's seeded order, L_fg + L_bg (+ drop loss), one Adam step."
+        epoch, j = divmod(i, per_epoch)
         order = torch.randperm(N, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-        idx = order[i * B:(i + 1) * B]
-        t0 = time.time()
+        idx = order[j * B:(j + 1) * B]
         m = upsample_masks(masks[idx].to(dev), (crop, crop))
         lam = head(slots[idx].to(dev))
-        loss, st = stage2_loss(slots[idx].to(dev), m, lam, [labels[j] for j in idx.tolist()], cfg.r_bg, cfg.tau_drop)
-        if not math.isfinite(loss.item()): raise FloatingPointError(f"stage 2: loss is {loss.item()} at step {step}")
+        loss, st = stage2_loss(slots[idx].to(dev), m, lam, [labels[k] for k in idx.tolist()], cfg.r_bg, cfg.tau_drop)
+        if not math.isfinite(loss.item()): raise FloatingPointError(f"stage 2: loss is {loss.item()} at step {i}")
         opt.zero_grad(set_to_none=True)
         if st['images']:
             loss.backward(); torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.grad_clip); opt.step()
-        step += 1; n_run += len(idx)
-        dt = time.time() - t0
-        rows.append(dict(step=step, loss=round(loss.item(), 6), l_fg=round(st['l_fg'], 6), l_bg=round(st['l_bg'], 6),
-                         dropped=st['dropped'], win_per_s=round(len(idx) / dt, 1)))
-        bar.update(1); bar.set_postfix(loss=f"{loss.item():.4f}", win_s=rows[-1]['win_per_s'])
-        if step % cfg.ckpt_every == 0 or step == total:
-            last['checkpoint'] = str(_save_head(out, head, step, opt, cfg, meta, base))
-            append_csv(out / 'log.csv', rows); rows = []
-        if stop_after is not None and step - start >= stop_after: break
-    bar.close()
-    if 'checkpoint' not in last and ck is not None: last['checkpoint'] = str(ck)   # finished before this call
-    secs = time.time() - t_run
-    last.update(step=step, loss=loss.item() if n_run else None, seconds=round(secs, 2),
-                win_per_s=round(n_run / secs, 1) if n_run else None)
+        seen['loss'] = loss.item()
+        return dict(step=i + 1, loss=round(loss.item(), 6), l_fg=round(st['l_fg'], 6), l_bg=round(st['l_bg'], 6),
+                    dropped=st['dropped']), len(idx)
+    r = train_loop(step, lambda done: _save_head(out, head, done, opt, cfg, meta, base), out, STAGE2_COLS, start, total,
+                   cfg.ckpt_every, unit='win', desc='stage 2', progress=progress, stop_after=stop_after)
+    last = dict(step=r['step'])
+    if r['checkpoint'] or ck is not None: last['checkpoint'] = str(r['checkpoint'] or ck)   # or the one it finished with before
+    last.update(loss=seen.get('loss'), seconds=round(r['seconds'], 2),
+                win_per_s=round(r['n'] / r['seconds'], 1) if r['n'] else None)
     return last
 
 # %% ../nbs/05_stage2.ipynb 21

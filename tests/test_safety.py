@@ -158,7 +158,7 @@ def test_main_job_new_data_relabels_and_redoes_steps(tmp_path):
     (dict(stage1_epochs=-1), r"stage1_epochs=-1"),
     (dict(stage2_epochs=2.5), r"stage2_epochs=2.5"),
     (dict(seed='abc'), r"seed='abc': must be an integer"),
-    (dict(device='tpu'), r"device='tpu': use 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    (dict(device='tpu'), r"device='tpu': 'tpu' is not a device \(allowed: cpu, cuda, cuda:N, auto\)"),
     (dict(flow_backend='diss'), r"flow_backend='diss'"),
     (dict(workers=0), r"workers=0"),
     (dict(progress='yes'), r"progress='yes'"),
