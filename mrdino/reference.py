@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from .data import say
 from .encoder import FrozenDinov2, build_encoder, build_vit, check_finite, load_dinov2_weights, torch_load, _file_id
+from .presets import PRESETS
 from .dinosaur import Dinosaur, DinosaurConfig
 from .stage2 import SlotDeactivation
 
@@ -74,7 +75,7 @@ def _linear_ids(sd:dict, prefix:str)->list:
 
 def _reference_preset(n_patches:int)->DinosaurConfig:
     "The preset whose windows have `n_patches` patches."
-    hit = [n for n in ('kitti', 'tri_pd', 'movi_e', 'synthetic') if DinosaurConfig.preset(n).n_patches == n_patches]
+    hit = [n for n in PRESETS if DinosaurConfig.preset(n).n_patches == n_patches]
     if not hit: raise ValueError(f"no preset has {n_patches} patches per window: pass cfg (a DinosaurConfig with the right crop)")
     return DinosaurConfig.preset(hit[0])
 

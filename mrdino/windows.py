@@ -119,7 +119,8 @@ def reference_windows(
     p = get_protocol(protocol)
     if p.resize is None or tuple(p.window or ()) != (crop, crop):
         raise ValueError(f"protocol {p.name!r} has windows {p.window}, the model's crop is {crop}: "
-                         f"use the protocol of the preset the model was trained with (kitti: 378, tri_pd: 490)")
+                         "use the protocol of the preset the model was trained with ("
+                         + ', '.join(f"{n}: {q.window[0]}" for n, q in PROTOCOLS.items() if q.reference_inputs) + ")")
     return window_images(image, p), WindowLayout(tuple(p.resize), crop, window_origins(p), (0, p.pad[0]))
 
 # %% ../nbs/03b_windows.ipynb 22
