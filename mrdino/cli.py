@@ -127,16 +127,23 @@ def _caches(a):
           + (f"; {len(cs) - len(ours)} other folder(s) with a feats.npy left alone" if len(cs) > len(ours) else ''))
 
 def _demo(a):
-    "Run the main job on the embedded synthetic videos."
+    "Run the main job on the embedded synthetic videos; with --seeds or a comma list, once per point of the grid (`mrdino.sweep`)."
+    from mrdino.sweep import grid_points, run_sweep, parse_value
     names = [k for k, _ in a.param]
     twice = sorted({k for k in names if names.count(k) > 1})
     if twice: raise ValueError(f"parameter(s) {', '.join(twice)} given more than once: give each -p NAME VALUE once")
-    def val(x):
-        try: return int(x)
-        except ValueError:
-            try: return float(x)
-            except ValueError: return x
-    run_demo(a.out, **{k: val(v) for k, v in a.param})
+    points = grid_points(a.param, a.seeds)
+    if points is None:
+        if a.jobs is not None: raise ValueError("--jobs runs the points of a sweep side by side: give --seeds 0-4 or a comma list (-p world objects,street)")
+        run_demo(a.out or 'runs/demo', **{k: parse_value(v) for k, v in a.param}); return 0
+    return run_sweep(a.out or 'runs/sweep', points, jobs=a.jobs or 1)
+
+def _sweep_summary(a):
+    "Summarize the runs under folders (a sweep's, or runs made elsewhere) into summary.json, summary.md and summary.png."
+    from mrdino.sweep import collect_runs, summarize, summary_markdown
+    runs = collect_runs(a.dirs)
+    s = summarize([r['folder'] for r in runs], a.out)
+    print(summary_markdown(s)); print(f"{len(runs)} run(s) in {len(s['groups'])} group(s): {Path(a.out) / 'summary.md'}, summary.json, summary.png")
 
 def _predict_cmd(a)->int:
     "Segment every frame of a video, a folder of frames or a dataset with a trained model (`mrdino.predict.predict`); print a summary."
@@ -226,10 +233,16 @@ def build_parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='mrdino', description='MR-DINOSAUR: unsupervised multi-object discovery.')
     sub = p.add_subparsers(dest='cmd', metavar='SUBCOMMAND')
     s = sub.add_parser('demo', help='run the main job (nbs/05_stage2.ipynb) on the embedded synthetic videos (objects world; -p world street for the street)')
-    s.add_argument('--out', default='runs/demo', help='output folder (finished steps are reused on a rerun)')
+    s.add_argument('--out', default=None, help='output folder (default runs/demo; a sweep: runs/sweep, one sub-folder per point); finished steps and points are reused on a rerun')
     s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
-                   help='notebook parameter, e.g. -p preset kitti -p device cuda (numbers are parsed; unknown or repeated names and bad values are refused before anything is written; the folder is --out)')
+                   help='notebook parameter, e.g. -p preset kitti -p device cuda (numbers are parsed; unknown or repeated names and bad values are refused before anything is written; the folder is --out); a comma list v1,v2 is a sweep axis')
+    s.add_argument('--seeds', default=None, metavar='SEEDS', help='sweep over seeds: 0-4, 0,2,5 or 0-2,7 (one run per seed and grid point, then OUT/summary.{json,md,png})')
+    s.add_argument('--jobs', type=_int_from(1), default=None, metavar='N', help='sweep points run at once, each on one thread (default 1)')
     s.set_defaults(fn=_demo)
+    s = sub.add_parser('sweep-summary', help='Tab. 3a as mean ± sd over seeds of the runs under folders (results.json + params.json): summary.json, summary.md, summary.png')
+    s.add_argument('dirs', nargs='+', metavar='DIR', help='folders holding runs of mrdino demo (searched recursively), e.g. copies of a cluster array job')
+    s.add_argument('--out', required=True, help='folder for summary.json, summary.md and summary.png')
+    s.set_defaults(fn=_sweep_summary)
     for name, fn, hlp in [('pseudolabel', _pseudolabel, 'instance pseudo-labels of every quasi-static frame: OUT/<settings hash>/'),
                           ('flow', _flow, 'flow and quasi-static retrieval table of each sequence')]:
         s = sub.add_parser(name, help=hlp)
@@ -303,23 +316,20 @@ def main(argv:list|None=None)->int:
 
 # %% ../nbs/07_cli.ipynb 17
 def run_demo(
-    out:str|Path='runs/demo', # output folder: main.ipynb (executed), results.json, one folder per step
+    out:str|Path='runs/demo', # output folder: main.ipynb (executed), results.json, params.json, one folder per step
     **params,                 # other parameters of the notebook, e.g. `preset='kitti'`, `device='cuda'`
 )->dict:                      # the contents of results.json
-    "Check the parameters, then run the main-job notebook with papermill on the embedded synthetic default (or the given parameters)."
+    "Check the parameters (`mrdino.sweep.demo_job`), run the main-job notebook with papermill, record them next to results.json."
     import papermill as pm
-    from mrdino.pipeline import MainJob   # (torch) imported when the demo runs, so that `mrdino --help` answers at once
-    if 'out_dir' in params: raise ValueError(f"out_dir is the output folder, given by --out (run_demo's `out`): drop -p out_dir {params['out_dir']}")
-    known = set(MainJob.__dataclass_fields__) - {'out_dir', 'progress'}   # the notebook's parameters cell (and its own check)
-    unknown = sorted(set(params) - known)           # papermill only warns about unknown names: a misspelling is an error here
-    if unknown: raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: the main job takes {', '.join(sorted(known))}")
+    from mrdino.sweep import demo_job, record_point, RECORD   # (torch) imported when the demo runs, so that `mrdino --help` answers at once
     out = Path(out).resolve()
-    MainJob(out_dir=str(out), **params)            # the notebook's checks, here: a refused job writes nothing, not even main.ipynb
+    job = demo_job(out, **params)                  # names and values checked, here: a refused job writes nothing, not even main.ipynb
     nb = Path(__file__).resolve().parent.parent / 'nbs' / '05_stage2.ipynb'
     if not nb.exists():
         raise FileNotFoundError(f"{nb} not found: `mrdino demo` runs the notebook of a source checkout (pip install -e .); "
                                 "without one, use mrdino.pipeline.MainJob(...).evaluate()")
     out.mkdir(parents=True, exist_ok=True)
+    (out / RECORD).unlink(missing_ok=True)         # until this run finishes, results.json here is not known to be its
     print(f"running {nb} -> {out / 'main.ipynb'}")
     try: pm.execute_notebook(str(nb), str(out / 'main.ipynb'), parameters=dict(out_dir=str(out), **params),
                              cwd=str(nb.parent.parent), progress_bar=False, log_output=True)
@@ -328,11 +338,12 @@ def run_demo(
         if not (isinstance(kind, type) and issubclass(kind, (ValueError, OSError))): raise
         raise (OSError if issubclass(kind, OSError) else ValueError)(f"{e.ename}: {e.evalue} (traceback in {out / 'main.ipynb'})") from None
     res = json.loads((out / 'results.json').read_text())
+    record_point(out, job, params)                 # params.json: what made results.json (a sweep's point is finished)
     cols = ['f1_50', 'ap_50', 'ar_50', 'all_ari', 'fg_ari', 'recall_parked']
     print(f"{'':14s}" + ''.join(f"{c:>15s}" for c in cols))
     for v, r in res.items(): print(f"{v:14s}" + ''.join(f"{100 * r.get(c, float('nan')):15.1f}" for c in cols))
     return res
 
-# %% ../nbs/07_cli.ipynb 20
+# %% ../nbs/07_cli.ipynb 22
 # `python -m mrdino.cli ...` and `torchrun -m mrdino.cli train-dinosaur ...` (not when a notebook kernel runs this cell)
 if __name__ == '__main__' and Path(sys.argv[0]).name == 'cli.py': sys.exit(main())

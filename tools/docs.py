@@ -86,8 +86,8 @@ def stage(src_dir:Path, quick:bool, demo_run:Path|None=None, nbs_dir:Path=ROOT /
     for name, text in want.items():
         f = src_dir / name; f.parent.mkdir(exist_ok=True)
         if not f.exists() or f.read_text() != text: f.write_text(text)
-    for im in sorted((Path(nbs_dir) / 'images').glob('*')):   # figures the notebooks' markdown shows
-        f = src_dir / 'images' / im.name; f.parent.mkdir(exist_ok=True)
+    for im in sorted([*(Path(nbs_dir) / 'images').glob('*'), *(Path(nbs_dir) / 'results').glob('*')]):   # figures and summaries the markdown shows
+        f = src_dir / im.parent.name / im.name; f.parent.mkdir(exist_ok=True)
         if not f.exists() or f.read_bytes() != im.read_bytes(): shutil.copyfile(im, f)
     return list(want)
 
