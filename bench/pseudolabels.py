@@ -7,7 +7,7 @@ mrdino's exact and fast modes, the job's throughput, and (with --quality) pseudo
 
 `straightforward_instances` is the independent reference the tests compare against (tests/oracle_pseudolabels.py):
 it does what the reference release does, step by step, on full frames. It shares no code with
-`mrdino.pseudolabels`. Timings are wall-clock on a shared machine under load: read the ratios, not the digits.
+`mrdino.instances`. Timings are wall-clock on a shared machine under load: read the ratios, not the digits.
 """
 import argparse, sys, tempfile, time
 from pathlib import Path
@@ -39,7 +39,7 @@ def knn_seconds(flow, steps, cfg=None):
     the order of tied neighbours it returns seeds Borůvka's spanning tree, so t_straightforward / t_knn bounds the
     exact speed-up. `steps`: `instance_steps(flow, cfg, keep=True)`."""
     from sklearn.neighbors import KDTree
-    from mrdino.pseudolabels import InstanceConfig, _features
+    from mrdino.instances import InstanceConfig, _features
     cfg = cfg or InstanceConfig()
     total = 0.0
     for k in steps.split:
@@ -73,7 +73,7 @@ def timed(fn, *a, **k):
 
 
 def timing_table(frames, with_loky=False):
-    from mrdino.pseudolabels import instance_steps, InstanceConfig, ari
+    from mrdino.instances import instance_steps, InstanceConfig, ari
     H, W = frames[0][1].shape[:2]
     print(f"\nPer-frame time, {H}×{W} flows, single process (the straightforward version's HDBSCAN core-distance "
           f"chunks run in-process too){' ; loky = hdbscan default with 4 worker processes' if with_loky else ''}")
@@ -107,7 +107,8 @@ def timing_table(frames, with_loky=False):
 
 def job_table():
     from mrdino.worlds import make_street_dataset, make_street_video
-    from mrdino.pseudolabels import pseudolabel, InstanceConfig
+    from mrdino.instances import InstanceConfig
+    from mrdino.pseudolabels import pseudolabel
     from mrdino.flow import TAU_STATIC
     print("\nJob throughput (flow DIS + retrieval + instances + writing), frames/s over all frames of the videos")
     head = f"{'data':34s} {'mode':>5s} {'workers':>7s} {'frames':>6s} {'labelled':>8s} {'seconds':>8s} {'frames/s':>8s}"
@@ -127,7 +128,8 @@ def job_table():
 
 def quality(n_videos=4, n_frames=30, every=2):
     from mrdino.worlds import make_street_video
-    from mrdino.pseudolabels import pseudolabel_quality, quality_table, InstanceConfig
+    from mrdino.instances import InstanceConfig
+    from mrdino.pseudolabels import pseudolabel_quality, quality_table
     vids = [make_street_video(seed=s, height=376, width=1240, n_frames=n_frames) for s in range(100, 100 + n_videos)]
     small = [make_street_video(seed=s, n_frames=n_frames * 2) for s in range(100, 100 + n_videos)]
     res = {}

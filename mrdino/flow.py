@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_flow.ipynb 2
 from __future__ import annotations
-import functools, logging, os, re, time
+import logging, os, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -13,16 +13,16 @@ import numpy as np
 import cv2
 from .data import progress_bar, png_html, with_snapshot, flow_to_rgb
 from .presets import PRESETS
+from .raft import WEIGHTS_HELP, build_raft, load_weight_file, raft_state_dict
 # torch and torchvision are imported where RAFT needs them: DIS users and pseudo-label worker processes start
 # without them (they take seconds to import)
 
 # %% auto 0
-__all__ = ['DIS_PRESETS', 'DIS_AUTO_HEIGHT', 'DEFAULT_DIS_PRESET', 'WEIGHTS_HELP', 'BACKENDS', 'TAU_STATIC', 'as_frame_image',
-           'check_flow', 'FlowBackend', 'check_flow_size', 'DISFlow', 'FarnebackFlow', 'TVL1Flow', 'build_raft',
-           'smurf_tf_to_torchvision', 'raft_state_dict', 'load_weight_file', 'RaftFlow', 'get_backend', 'compute_flow',
-           'iter_flow', 'sequence_flow', 'corner_means', 'is_quasi_static', 'keep_runs', 'quasi_static_runs',
-           'QuasiStaticTable', 'retrieve_quasi_static', 'camera_still_truth', 'retrieval_metrics', 'evaluate_retrieval',
-           'metrics_table', 'flow_epe', 'benchmark_flow', 'FlowExplorer']
+__all__ = ['DIS_PRESETS', 'DIS_AUTO_HEIGHT', 'DEFAULT_DIS_PRESET', 'BACKENDS', 'TAU_STATIC', 'as_frame_image', 'check_flow',
+           'FlowBackend', 'check_flow_size', 'DISFlow', 'FarnebackFlow', 'TVL1Flow', 'RaftFlow', 'get_backend',
+           'compute_flow', 'iter_flow', 'sequence_flow', 'corner_means', 'is_quasi_static', 'keep_runs',
+           'quasi_static_runs', 'QuasiStaticTable', 'retrieve_quasi_static', 'camera_still_truth', 'retrieval_metrics',
+           'evaluate_retrieval', 'metrics_table', 'flow_epe', 'benchmark_flow', 'FlowExplorer']
 
 # %% ../nbs/01_flow.ipynb 3
 _log = logging.getLogger(__name__)
@@ -161,148 +161,6 @@ class TVL1Flow(FlowBackend):
     def pair(self, im0, im1): return self.tvl1.calc(_gray(im0), _gray(im1), None)
 
 # %% ../nbs/01_flow.ipynb 15
-@functools.cache
-def _smurf_corr_block()->type:
-    "The class `SmurfCorrBlock`, made on first use (it subclasses a torchvision class)."
-    from torchvision.models.optical_flow.raft import CorrBlock  # lazy: seconds to import
-    class SmurfCorrBlock(CorrBlock):
-        "torchvision's correlation block with the 9×9 window channels in the SMURF port's (transposed) order."
-        def index_pyramid(self, centroids_coords):
-            out = super().index_pyramid(centroids_coords)                  # (B, L*s*s, h, w), channel a*s+b: dx=a-r, dy=b-r
-            B, _, h, w = out.shape
-            s = 2 * self.radius + 1
-            out = out.view(B, self.num_levels, s, s, h, w).transpose(2, 3)  # channel a*s+b: dx=b-r, dy=a-r
-            return out.reshape(B, self.num_levels * s * s, h, w)
-    SmurfCorrBlock.__module__ = __name__
-    return SmurfCorrBlock
-
-def __getattr__(name:str):
-    "`mrdino.flow.SmurfCorrBlock` imports torchvision when first asked for."
-    if name == 'SmurfCorrBlock': return _smurf_corr_block()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-def build_raft(
-    arch:str='large',   # 'large' or 'small' (torchvision's raft_large / raft_small)
-    smurf:bool=False,   # the SMURF port's variant of raft_large
-)->'torch.nn.Module':   # untrained network in eval mode: load weights before use
-    "The RAFT network (torchvision architecture) without weights."
-    import torch.nn as nn  # lazy: seconds to import
-    from torchvision.models.optical_flow import raft_large, raft_small  # lazy: seconds to import
-    from torchvision.models.optical_flow.raft import FeatureEncoder, ResidualBlock  # lazy: seconds to import
-    if smurf:
-        if arch != 'large': raise ValueError("SMURF uses the RAFT-large architecture (arch='large')")
-        ctx = FeatureEncoder(block=ResidualBlock, layers=(64, 64, 96, 128, 256), norm_layer=nn.InstanceNorm2d)
-        return raft_large(weights=None, progress=False, context_encoder=ctx,
-                          corr_block=_smurf_corr_block()(num_levels=4, radius=4)).eval()
-    if arch not in ('large', 'small'): raise ValueError(f"RAFT arch {arch!r}: use 'large' or 'small'")
-    return (raft_large if arch == 'large' else raft_small)(weights=None, progress=False).eval()
-
-# %% ../nbs/01_flow.ipynb 17
-def _princeton_key(k:str, arch:str='large')->str:
-    "torchvision name of a princeton-vl RAFT key (without `module.`)."
-    nconv = 2 if arch == 'large' else 3                     # convs per residual / bottleneck block
-    if m := re.fullmatch(r'(fnet|cnet)\.(.*)', k):
-        enc = 'feature_encoder' if m[1] == 'fnet' else 'context_encoder'
-        rest = m[2]
-        if b := re.fullmatch(r'(layer\d\.\d)\.(conv|norm)(\d)\.(.*)', rest):
-            i = int(b[3])
-            if b[2] == 'norm' and i == nconv + 1: return f"{enc}.{b[1]}.downsample.1.{b[4]}"  # same module
-            return f"{enc}.{b[1]}.convnormrelu{i}.{0 if b[2] == 'conv' else 1}.{b[4]}"
-        if re.fullmatch(r'layer\d\.\d\.downsample\.[01]\..*', rest): return f"{enc}.{rest}"
-        rest = re.sub(r'^conv1\.', 'convnormrelu.0.', rest)
-        rest = re.sub(r'^norm1\.', 'convnormrelu.1.', rest)
-        rest = re.sub(r'^conv2\.', 'conv.', rest)
-        return f"{enc}.{rest}"
-    ub = {'convc1': 'convcorr1', 'convc2': 'convcorr2', 'convf1': 'convflow1', 'convf2': 'convflow2', 'conv': 'conv'}
-    if (m := re.fullmatch(r'update_block\.encoder\.(\w+)\.(weight|bias)', k)) and m[1] in ub:
-        return f"update_block.motion_encoder.{ub[m[1]]}.0.{m[2]}"
-    if m := re.fullmatch(r'update_block\.gru\.conv([zrq])([12]?)\.(weight|bias)', k):
-        return f"update_block.recurrent_block.convgru{m[2] or 1}.conv{m[1]}.{m[3]}"
-    if m := re.fullmatch(r'update_block\.mask\.([02])\.(weight|bias)', k):
-        return f"mask_predictor.{'convrelu.0' if m[1] == '0' else 'conv'}.{m[2]}"
-    return k                                                  # flow_head keeps its names; unknown keys are
-                                                              # left for load_state_dict to report
-
-_SMURF_NAMES = [  # SMURF TF variable path → the princeton-vl module of the same weights (then `_princeton_key`)
-    (r'feature_model/(cnet|fnet)/(conv[12])', r'\1.\2'),
-    (r'feature_model/(cnet|fnet)/layer(\d)/layer_with_weights-(\d)/conv(\d)', r'\1.layer\2.\3.conv\4'),
-    (r'feature_model/(cnet|fnet)/layer(\d)/layer_with_weights-(\d)/downsample/layer_with_weights-0', r'\1.layer\2.\3.downsample.0'),
-    (r'flow_model/update_block/(encoder|gru|flow_head)/(\w+)', r'update_block.\1.\2'),
-    (r'flow_model/update_block/mask/layer_with_weights-0', 'update_block.mask.0'),
-    (r'flow_model/update_block/mask/layer_with_weights-1', 'update_block.mask.2')]
-
-def _smurf_tf_key(k:str)->tuple[str, bool]|None:
-    "torchvision name of a SMURF TF variable and whether it is a conv kernel; None for non-weights."
-    m = re.fullmatch(r'(.*)/(kernel|bias)/\.ATTRIBUTES/VARIABLE_VALUE', k)
-    if not m: return None                                     # optimizer slots, counters, ...
-    for pat, module in _SMURF_NAMES:
-        if re.fullmatch(pat, m[1]):
-            return _princeton_key(re.sub(pat, module, m[1]) + ('.weight' if m[2] == 'kernel' else '.bias')), m[2] == 'kernel'
-    raise ValueError(f"SMURF TF variable {k!r} has no torchvision counterpart")
-
-
-# %% ../nbs/01_flow.ipynb 18
-def smurf_tf_to_torchvision(
-    arrays:dict, # SMURF TF checkpoint variables {name: array}, e.g. from `tf.train.load_checkpoint`
-)->dict:         # state dict for `build_raft(smurf=True)`
-    "Convert SMURF's TensorFlow RAFT variables to torchvision key names (HWIO kernels → OIHW)."
-    import torch  # lazy: seconds to import
-    out = {}
-    for k, a in arrays.items():
-        r = _smurf_tf_key(k)
-        if r is None: continue
-        name, kernel = r
-        t = torch.as_tensor(np.asarray(a))
-        out[name] = t.permute(3, 2, 0, 1).contiguous() if kernel else t
-    if not out: raise ValueError("no SMURF weights among the variables (expected names like "
-                                 "'feature_model/fnet/conv1/kernel/.ATTRIBUTES/VARIABLE_VALUE')")
-    return out
-
-def raft_state_dict(
-    sd:dict,            # loaded weights in any supported layout
-    arch:str='large',   # 'large' or 'small'
-)->tuple[dict, str]:    # (state dict with torchvision keys, detected layout)
-    "Bring a RAFT/SMURF state dict to torchvision's key names."
-    for wrap in ('state_dict', 'model', 'model_state_dict'):
-        if wrap in sd and isinstance(sd[wrap], dict): sd = sd[wrap]
-    keys = list(sd)
-    if any('/' in k for k in keys): return smurf_tf_to_torchvision(sd), 'smurf-tf'
-    sd = {(k[7:] if k.startswith('module.') else k): v for k, v in sd.items()}
-    if any(k.startswith(('fnet.', 'cnet.', 'update_block.encoder.', 'update_block.gru.')) for k in sd):
-        import torch  # lazy: seconds to import
-        out = {}
-        for k, v in sd.items():
-            n = _princeton_key(k, arch)
-            if n in out and not torch.equal(out[n], v):     # normK and downsample.1 are one module: equal
-                raise ValueError(f"checkpoint has two different values for {n} (from {k})")
-            out[n] = v
-        return out, 'princeton-vl'
-    return dict(sd), 'torchvision'
-
-# %% ../nbs/01_flow.ipynb 20
-WEIGHTS_HELP = {
-    'raft': "RAFT weights: princeton-vl/RAFT's raft-*.pth (its download_models.sh), or a torchvision state dict, e.g. "
-            "torch.hub.load_state_dict_from_url(torchvision.models.optical_flow.Raft_Large_Weights.C_T_SKHT_K_V2.url) "
-            "saved with torch.save; pass weights=PATH or set MRDINO_RAFT_WEIGHTS",
-    'smurf': "SMURF weights cannot be redistributed: convert SMURF's KITTI TensorFlow checkpoint yourself: "
-             "vars = {k: r.get_tensor(k) for k in (r := tf.train.load_checkpoint(CKPT)).get_variable_to_shape_map()}; "
-             "torch.save(mrdino.flow.smurf_tf_to_torchvision(vars), 'smurf_kitti.pt'); pass weights=PATH or set "
-             "MRDINO_SMURF_WEIGHTS",
-}
-
-def load_weight_file(path, backend:str='raft')->dict:
-    "Read a .pt/.pth/.safetensors/.npz weight file; a missing file is an error that says how to get one."
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"{backend} weight file not found: {p}. {WEIGHTS_HELP.get(backend, '')}")
-    if p.suffix == '.safetensors':
-        from safetensors.torch import load_file  # lazy: imports torch
-        return load_file(str(p))
-    if p.suffix == '.npz':
-        with np.load(p) as z: return {k: z[k] for k in z.files}
-    import torch  # lazy: seconds to import
-    return torch.load(p, map_location='cpu', weights_only=True)
-
 def _default_device(device=None)->str:
     import torch  # lazy: seconds to import
     return str(device) if device else ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -369,7 +227,7 @@ class RaftFlow(FlowBackend):
             f = self.model(x0, x1, num_flow_updates=self.iters)[-1]             # (B, 2, H8, W8), last update
             return list(back(f).permute(0, 2, 3, 1).float().cpu().numpy())
 
-# %% ../nbs/01_flow.ipynb 27
+# %% ../nbs/01_flow.ipynb 19
 BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')
 _CACHE = {}
 
@@ -410,7 +268,7 @@ def compute_flow(
     "Forward optical flow between two frames."
     return get_backend(backend, **kw)(frame0, frame1)
 
-# %% ../nbs/01_flow.ipynb 28
+# %% ../nbs/01_flow.ipynb 20
 def _frame_at(frames, i:int):
     "Image and a name for frame i of a Sequence, an array or a list."
     f = frames[i]
@@ -459,7 +317,7 @@ def sequence_flow(
     "All forward flows of a sequence, stacked."
     return np.stack([f for _, f in iter_flow(frames, backend, progress=progress, **kw)])
 
-# %% ../nbs/01_flow.ipynb 32
+# %% ../nbs/01_flow.ipynb 24
 TAU_STATIC = {name: p['tau_static'] for name, p in PRESETS.items()}  # pixels, at each dataset's resolution (`mrdino.presets`)
 
 def _corner_size(H:int, W:int, frac:float)->tuple[int, int]:
@@ -524,7 +382,7 @@ def quasi_static_runs(
     if f.ndim != 1: raise ValueError(f"flags must be 1-D, got shape {f.shape}")
     return np.array([kept for kept, _ in keep_runs(zip(f, f), min_run)], bool)
 
-# %% ../nbs/01_flow.ipynb 39
+# %% ../nbs/01_flow.ipynb 31
 def _fmt_table(header:list, rows:list)->str:
     cells = [[str(h) for h in header]] + [[c if isinstance(c, str) else f"{c:.3f}" if isinstance(c, float) else str(c)
                                            for c in r] for r in rows]
@@ -587,7 +445,7 @@ def retrieve_quasi_static(
                             np.vstack([means, np.full((1, 4), np.nan)]), q, quasi_static_runs(q, min_run),
                             np.stack(flows) if keep_flow else None)
 
-# %% ../nbs/01_flow.ipynb 43
+# %% ../nbs/01_flow.ipynb 35
 def camera_still_truth(
     seq,                      # a synthetic video (with `camera_moving`) or a `Sequence` whose frames carry `speed`
     speed_thresh:float=0.2,   # m/s below which the camera counts as still (KITTI OXTS)
@@ -638,7 +496,7 @@ def metrics_table(results:dict)->str:
             for k, v in results.items() if k != 'tables']
     return _fmt_table(['rule', 'frames', 'accuracy %', 'precision %', 'recall %', 'FP', 'FN'], rows)
 
-# %% ../nbs/01_flow.ipynb 54
+# %% ../nbs/01_flow.ipynb 46
 def flow_epe(
     flow:np.ndarray,             # (..., H, W, 2) estimated flow
     gt:np.ndarray,               # (..., H, W, 2) true flow
@@ -671,7 +529,7 @@ def benchmark_flow(
         rows.append((label, float(e.mean()), float(c.mean()), float(100 * (e > 3).mean()), 1000 * dt / n))
     return rows
 
-# %% ../nbs/01_flow.ipynb 58
+# %% ../nbs/01_flow.ipynb 50
 class FlowExplorer:
     "Interactive view of a sequence's flow, corner means and quasi-static verdict."
     def __init__(self,

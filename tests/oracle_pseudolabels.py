@@ -1,7 +1,7 @@
 """The reference pseudo-label oracle: a straightforward, independent transcription of what the reference release
 does, step by step, on full frames (erosion, Sobel and masks per component, HDBSCAN via
 `hdbscan.HDBSCAN(...).fit_predict` on every pixel of a split component). It shares no code with
-`mrdino.pseudolabels`: tests/test_pseudolabels.py compares `instances_from_flow` with it, bench/pseudolabels.py times
+`mrdino.instances`: tests/test_pseudolabels.py compares `instances_from_flow` with it, bench/pseudolabels.py times
 mrdino against it."""
 import numpy as np
 import hdbscan

@@ -11,7 +11,8 @@ def test_pseudolabels_of_the_objects_world_teach(one_thread):
     # against the objects that move in each frame. Measured per video on seeds 0-5 (every 3rd still frame):
     # 77.6, 64.8, 66.7, 67.5, 87.3, 85.4; the bar for labels that can teach is 60.
     from mrdino.worlds import make_world_dataset
-    from mrdino.pseudolabels import pseudolabel_quality, InstanceConfig
+    from mrdino.instances import InstanceConfig
+    from mrdino.pseudolabels import pseudolabel_quality
     r = pseudolabel_quality(make_world_dataset(2, 0, 'objects'), 'dis', InstanceConfig(), every=3)
     assert r['frames'] >= 20
     assert r['moving']['f1_50'] >= 0.60, r['moving']

@@ -180,6 +180,6 @@ def test_import_leaves_torch_out():
             "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == '[]'
-    code = "import sys; from mrdino.flow import SmurfCorrBlock; print(SmurfCorrBlock.__mro__[1].__module__)"
+    code = "import sys; from mrdino.raft import SmurfCorrBlock; print(SmurfCorrBlock.__mro__[1].__module__)"
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == 'torchvision.models.optical_flow.raft'

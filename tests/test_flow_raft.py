@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mrdino.flow import RaftFlow, SmurfCorrBlock, build_raft, compute_flow, get_backend, raft_state_dict
+from mrdino.flow import RaftFlow, compute_flow, get_backend
+from mrdino.raft import SmurfCorrBlock, build_raft, raft_state_dict
 
 # Independent re-statement of the princeton-vl RAFT key layout (torchvision name -> princeton name), written from
 # the princeton-vl module tree (fnet/cnet BasicEncoder: conv1, norm1, layerN.M.{conv1,conv2,norm1,norm2,norm3,

@@ -128,7 +128,7 @@ def test_pseudolabel_scale_out_of_range_is_one_line(tmp_path, capsys, monkeypatc
 
 def test_instance_config_scaled_refuses_absurd_factors():
     from mrdino.cli import SCALE_RANGE
-    from mrdino.pseudolabels import InstanceConfig
+    from mrdino.instances import InstanceConfig
     assert tuple(SCALE_RANGE) == tuple(InstanceConfig.SCALE_RANGE)         # the CLI's --help copy of the range
     for bad in (1e308, float('inf'), float('nan'), 0, -0.5, 1e-9, True, '2'):
         with pytest.raises(ValueError, match='out of range'): InstanceConfig().scaled(bad)

@@ -1,4 +1,4 @@
-"""mrdino.pseudolabels.instances_from_flow against an independent, straightforward transcription of the reference
+"""mrdino.instances.instances_from_flow against an independent, straightforward transcription of the reference
 (tests/oracle_pseudolabels.py: full-frame erosion/Sobel per component, hdbscan.HDBSCAN on every pixel), on synthetic flows
 whose right answer is known by construction."""
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import hdbscan
 import joblib
 
-from mrdino.pseudolabels import InstanceConfig, instance_steps, instances_from_flow, hdbscan_labels, ari
+from mrdino.instances import InstanceConfig, instance_steps, instances_from_flow, hdbscan_labels, ari
 
 import oracle_pseudolabels as oracle
 

@@ -9,7 +9,8 @@ import pytest
 from mrdino.worlds import make_street_video
 from mrdino.readers import write_png
 import mrdino.pseudolabels as pl
-from mrdino.pseudolabels import pseudolabel, InstanceConfig, read_instances
+from mrdino.instances import InstanceConfig
+from mrdino.pseudolabels import pseudolabel, read_instances
 
 SEEDS, N_FRAMES = (3, 8, 11), 14
 CFG = InstanceConfig(mode='fast').scaled(126 / 376)     # fast mode: the job's logic is under test here
@@ -17,7 +18,8 @@ KW = dict(tau_static=1.7, instances=CFG, progress=False)
 JOB = f"""
 import sys
 from mrdino.worlds import make_street_video
-from mrdino.pseudolabels import pseudolabel, InstanceConfig
+from mrdino.instances import InstanceConfig
+from mrdino.pseudolabels import pseudolabel
 vids = [make_street_video(seed=s, n_frames={N_FRAMES}) for s in {SEEDS}]
 pseudolabel(vids, sys.argv[1], tau_static=1.7, instances=InstanceConfig(mode='fast').scaled(126 / 376), progress=False)
 """
