@@ -722,6 +722,7 @@ class FlowExplorer:
         n = int((self.means < self.tau.value).sum())
         self.label.value = (f"<b>frame {self.frame.value}</b>: {n}/4 corners &lt; {self.tau.value:.2f} px → "
                             f"<b>{'quasi-static' if self.verdict else 'camera moving'}</b>")
+        self.widget.refresh_snapshot()                              # the copy a saved notebook shows without its kernel
 
     def _render(self, im, f)->np.ndarray:
         "(2H·s, W·s, 3) uint8 at display size (s = `scale`): frame over flow colours, corner boxes and means drawn at that size."

@@ -864,7 +864,7 @@ class ThresholdExplorer:
             k = change['owner'].description
             if k == 'frame': self.set_frame(change['new'])
             else: self.set(**{k: change['new']})
-            render()
+            render(); box.refresh_snapshot()                    # the copy a saved notebook shows without its kernel
         for c in ctrls.values(): c.observe(on, names='value')
         render()
         box = W.VBox([W.HBox([W.VBox(list(ctrls.values())[:5]), W.VBox(list(ctrls.values())[5:])]), note, txt, caps, img])

@@ -56,3 +56,18 @@ def test_panels_have_captions():
     w = ThresholdExplorer(v, index=0, cfg=InstanceConfig().scaled(126 / 376)).widget()
     assert 'pseudo-labels' in w.captions.value and 'ground truth: moving objects' in w.captions.value
     assert 'ground truth: moving objects' in w._repr_mimebundle_()['text/html']   # the static snapshot has them too
+
+def test_snapshot_is_written_beside_the_widget_and_renewed():
+    # a notebook saved and reopened without its kernel has no widget model: the output beside the widget's holds the view
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+    InteractiveShell.instance()
+    w = FlowExplorer(np.stack(pan_frames(3, 2)), backends=('dis',), tau_static=1.0)
+    with capture_output() as cap:
+        display(w)
+        w.frame.value = 3                                            # 3 → 4 pans by 3 px: the verdict changes
+    first, beside, renewed = cap.outputs
+    assert 'application/vnd.jupyter.widget-view+json' in first.data and 'quasi-static' in beside.data['text/html']
+    assert renewed.update and renewed.transient == beside.transient  # the same output, renewed in place
+    assert 'camera moving' in renewed.data['text/html'] and 'data:image/png' in renewed.data['text/html']
