@@ -284,14 +284,27 @@ def png_html(
     return (f'<img src="data:image/png;base64,{base64.b64encode(buf.tobytes()).decode()}" width="{w}" '
             f'style="image-rendering:pixelated; max-width:100%">')
 
+# The output beside the widget's: hidden by default; JupyterLab and Notebook 7 show it, and hide the widget's output,
+# where that output says "Error displaying widget" (the class `jupyter-widgets` on the output itself), i.e. no model.
+_BESIDE_CSS = """#{id} {{display: none}}
+.jp-OutputArea-child:has(> .jp-OutputArea-output.jupyter-widgets) + .jp-OutputArea-child #{id} {{display: block}}
+.jp-OutputArea-child:has(> .jp-OutputArea-output.jupyter-widgets):has(+ .jp-OutputArea-child #{id}) {{display: none}}"""
+
 def with_snapshot(
     box,         # an ipywidgets widget
     html,        # callable returning the HTML of the current view
 ):
-    "Make `box` display as itself plus a static HTML snapshot, which pages without a kernel show."
-    live = box._repr_mimebundle_
-    def bundle(**kw): return {**(live(**kw) or {}), 'text/html': html()}
-    box._repr_mimebundle_ = bundle
+    "Make `box` display as itself plus a static HTML snapshot, which pages without a kernel show; `box.refresh_snapshot()` renews it."
+    from IPython.display import display, update_display  # notebook display only
+    live, sid, shown = box._repr_mimebundle_, f'mrdino-snapshot-{box.model_id}', []
+    def bundle(**kw): return {**(live(**kw) or {}), 'text/html': html()}       # renderers without widgets: the snapshot
+    def beside(): return {'text/html': f'<div id="{sid}">{html()}</div><style>{_BESIDE_CSS.format(id=sid)}</style>',
+                          'text/plain': ''}
+    def show(**kw):  # a saved notebook reopened without its kernel has no widget model: the second output stands in
+        display(bundle(), raw=True); display(beside(), raw=True, display_id=sid); shown.append(sid)
+    def refresh():
+        if shown: update_display(beside(), raw=True, display_id=sid)
+    box._repr_mimebundle_, box._ipython_display_, box.refresh_snapshot = bundle, show, refresh
     return box
 
 # %% ../nbs/00_data.ipynb 31

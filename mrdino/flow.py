@@ -549,10 +549,13 @@ class FlowExplorer:
         self.backend = W.Dropdown(options=list(backends), value=backends[0], description='backend', **st)
         self.tau = W.FloatSlider(value=round(tau_static, 2), min=0.05, max=5.0, step=0.01, description='tau_static', **st)
         H, Wd = _frame_at(seq, 0)[0].shape[:2]
-        self.scale = max(1, min(4, round(420 / (2 * H))))           # frame over flow about 420 px tall, in whole pixels
-        self.view, self.label = W.Image(format='png', layout=W.Layout(width=f'{min(Wd * self.scale, 640)}px')), W.HTML()
-        self.widget = with_snapshot(W.HBox([W.VBox([self.frame, self.backend, self.tau, self.label]), self.view]),
-                                    lambda: f"<p>{self.label.value}</p>" + png_html(self.image, min(Wd * self.scale, 640)))
+        self.scale = max(1, min(4, round(420 / (2 * H)), 640 // Wd))  # frame over flow about 420 px tall, in whole pixels
+        # the image is drawn at its display size (shown 1:1, so nothing smooths it) beside a fixed-width column of
+        # controls: a longer or shorter verdict never moves it
+        self.view = W.Image(format='png', layout=W.Layout(width=f'{Wd * self.scale}px', flex='0 0 auto'))
+        self.label = W.HTML(layout=W.Layout(width='330px', min_height='3em'))
+        ctrl = W.VBox([self.frame, self.backend, self.tau, self.label], layout=W.Layout(width='340px', flex='0 0 340px'))
+        self.widget = with_snapshot(W.HBox([ctrl, self.view]), lambda: f"<p>{self.label.value}</p>" + png_html(self.image))
         self._flows = {}
         for c in (self.frame, self.backend, self.tau): c.observe(lambda _: self.update(), names='value')
         self.update()
@@ -577,19 +580,21 @@ class FlowExplorer:
         n = int((self.means < self.tau.value).sum())
         self.label.value = (f"<b>frame {self.frame.value}</b>: {n}/4 corners &lt; {self.tau.value:.2f} px → "
                             f"<b>{'quasi-static' if self.verdict else 'camera moving'}</b>")
+        self.widget.refresh_snapshot()                              # the copy a saved notebook shows without its kernel
 
     def _render(self, im, f)->np.ndarray:
-        "(2H, W, 3) uint8: frame on top, flow colours below, corner boxes and means on both."
+        "(2H·s, W·s, 3) uint8 at display size (s = `scale`): frame over flow colours, corner boxes and means drawn at that size."
         im = np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im
-        H, W = f.shape[:2]
-        out = np.concatenate([im, flow_to_rgb(f, self.max_mag)]).copy()
+        H, W, s = *f.shape[:2], self.scale
+        out = np.concatenate([im, flow_to_rgb(f, self.max_mag)])
+        out = cv2.resize(out, (W * s, 2 * H * s), interpolation=cv2.INTER_NEAREST)   # s×s blocks, no smoothing
         for (r, c), m in zip(_corners(H, W, self.frac), self.means):
-            (y, x), ch, cw = (r.start, c.start), r.stop - r.start, c.stop - c.start
+            (y, x), ch, cw = (r.start * s, c.start * s), (r.stop - r.start) * s, (c.stop - c.start) * s
             col = (0, 200, 0) if m < self.tau.value else (230, 0, 0)
-            for dy in (0, H):
+            for dy in (0, H * s):
                 cv2.rectangle(out, (x, y + dy), (x + cw - 1, y + dy + ch - 1), col, 1)
-                cv2.putText(out, f"{m:.2f}", (x + 2, y + dy + min(ch - 2, 12)), cv2.FONT_HERSHEY_SIMPLEX,
-                            0.35, col, 1, cv2.LINE_AA)
+                cv2.putText(out, f"{m:.2f}", (x + 3, y + dy + min(ch - 3, 14)), cv2.FONT_HERSHEY_SIMPLEX,
+                            0.4, col, 1, cv2.LINE_AA)
         return out
 
     def _ipython_display_(self):

@@ -366,6 +366,43 @@ def quality_table(
     return '\n'.join(lines)
 
 # %% ../nbs/02_pseudolabels.ipynb 33
+def _carry_colours(
+    new:np.ndarray,       # (H, W) int instance map, 0 = background
+    old:np.ndarray|None,  # (H, W) the map shown before, or None
+    old_keys:dict,        # the old map's instance id -> colour key
+)->dict:                  # new instance id -> colour key
+    "Colour keys for `new`: an instance overlapping an old one keeps its key (pairs taken by IoU, largest first), the rest get unused keys."
+    keys = {}
+    if old is not None and old.shape == new.shape and old_keys:
+        both = (new > 0) & (old > 0)
+        pairs, inter = np.unique(np.stack([new[both], old[both]]), axis=1, return_counts=True)
+        area_new, area_old = (dict(zip(*np.unique(m, return_counts=True))) for m in (new, old))
+        iou = sorted(((n / (area_new[a] + area_old[b] - n), int(a), int(b)) for (a, b), n in zip(pairs.T, inter)), reverse=True)
+        taken = set()
+        for _, a, b in iou:
+            if a not in keys and b not in taken and b in old_keys: keys[a] = old_keys[b]; taken.add(b)
+    used, k = set(keys.values()), 0
+    for i in np.unique(new):
+        if not i or int(i) in keys: continue
+        k += 1
+        while k in used: k += 1
+        keys[int(i)] = k
+    return keys
+
+def _key_rgb(
+    labels:np.ndarray, # (H, W) int instance map
+    keys:dict,         # instance id -> colour key (`_carry_colours`)
+)->np.ndarray:         # (H, W, 3) uint8: background black, key k the hue `label_to_rgb` gives its k-th id
+    "Colour an instance map by colour key, so an instance keeps its colour when the ids around it change."
+    lut = np.zeros(int(labels.max()) + 1, np.int64)
+    for i, k in keys.items(): lut[i] = k
+    k = np.arange(lut.max() + 1)
+    hsv = np.stack([(k * 0.618034 % 1 * 180).astype(np.uint8), np.full(len(k), 200, np.uint8),
+                    np.full(len(k), 230, np.uint8)], -1)[None]
+    pal = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+    pal[0] = 0
+    return pal[lut[labels]]
+
 class ThresholdExplorer:
     "Tune the pseudo-label thresholds on a live frame: settings in, instance map and overlay out."
     sliders = dict(tau_fg=(0.5, 10.0, 0.01), tau_grad=(0.0, 60.0, 0.1), min_cluster_size=(2, 120, 1),
@@ -380,7 +417,7 @@ class ThresholdExplorer:
                  **flow_kw):                   # backend settings
         self.frames, self.backend, self.flow_kw = frames, backend, flow_kw
         self.cfg = cfg or InstanceConfig()
-        self._flows = {}
+        self._flows, self.shown = {}, (None, {})               # shown: the last map and its colour keys
         self.set_frame(index)
 
     def _pair(self, i):
@@ -423,7 +460,9 @@ class ThresholdExplorer:
             from mrdino.metrics import image_scores  # lazy: imports torch (see the imports cell)
             sc = image_scores(self.instances, self.gt)
             self.f1, self.tp, self.n_gt = _image_f1(sc), sc['tp'], sc['n_gt']
-        col = label_to_rgb(self.instances).astype(np.float32)
+        self.keys = _carry_colours(self.instances, *self.shown)   # an instance that stays keeps its colour
+        self.shown = (self.instances, self.keys)
+        col = _key_rgb(self.instances, self.keys).astype(np.float32)
         img = self.image if self.image.ndim == 3 else np.repeat(self.image[..., None], 3, -1)
         a = (self.instances > 0)[..., None] * 0.55
         self.overlay = (img * (1 - a) + col * a).astype(np.uint8)
@@ -443,20 +482,27 @@ class ThresholdExplorer:
         if self.gt is None: return self.overlay
         return np.concatenate([self.overlay, np.full((self.gt.shape[0], 4, 3), 255, np.uint8), label_to_rgb(self.gt)], 1)
 
+    def captions(self, width:int)->str:  # width of the picture in CSS pixels
+        "HTML: one caption over each panel of `view`, as wide as its panel."
+        w = round(width * self.overlay.shape[1] / self.view.shape[1])
+        cap = lambda text, px: f'<div style="width:{px}px; flex:none; text-align:center">{text}</div>'
+        gt = '' if self.gt is None else cap(f'ground truth: {self.gt_kind}', width - w)
+        return f'<div style="display:flex; width:{width}px">{cap("pseudo-labels (instances over the frame)", w)}{gt}</div>'
+
     def widget(self, width:int|None=None): # picture width in CSS pixels (default: a whole multiple of its own, up to 900)
         "ipywidgets UI: one slider per threshold, the frame index, exact/fast mode; overlay (| GT) and summary."
         import ipywidgets as W  # notebook UI only
         grid = {k: round(lo + round((getattr(self.cfg, k) - lo) / st) * st, 6) for k, (lo, hi, st) in self.sliders.items()}
-        moved = {k: (getattr(self.cfg, k), v) for k, v in grid.items() if abs(v - getattr(self.cfg, k)) > 1e-9}
-        if moved: self.set(**grid)                              # starting values on the slider steps, and said so
-        note = W.HTML('' if not moved else 'starting values rounded to the slider steps: ' +
-                      ', '.join(f'{k} {a:.3g} → {b:.3g}' for k, (a, b) in moved.items()))
+        was = {k: getattr(self.cfg, k) for k in grid}
+        if any(abs(v - was[k]) > 1e-9 for k, v in grid.items()): self.set(**grid)   # starting values on the slider steps
+        moved = [f'{k} {was[k]:.3g} → {v:.3g}' for k, v in grid.items() if f'{was[k]:.3g}' != f'{v:.3g}']  # as shown: real changes only
+        note = W.HTML('starting values rounded to the slider steps: ' + ', '.join(moved) if moved else '')
         wpx = lambda: width or self.view.shape[1] * max(1, 900 // self.view.shape[1])
         img = W.Image(format='png', layout=W.Layout(width=f'{wpx()}px'))
-        txt = W.Label()
+        txt, caps = W.Label(), W.HTML()
         def render():
             ok, buf = cv2.imencode('.png', cv2.cvtColor(self.view, cv2.COLOR_RGB2BGR))
-            img.value, txt.value = buf.tobytes(), self.summary
+            img.value, txt.value, caps.value = buf.tobytes(), self.summary, self.captions(wpx())
         ctrls, st = {}, dict(style={'description_width': 'initial'}, continuous_update=False)
         for k, (lo, hi, step) in self.sliders.items():
             cls = W.IntSlider if isinstance(step, int) else W.FloatSlider
@@ -469,10 +515,10 @@ class ThresholdExplorer:
             k = change['owner'].description
             if k == 'frame': self.set_frame(change['new'])
             else: self.set(**{k: change['new']})
-            render()
+            render(); box.refresh_snapshot()                    # the copy a saved notebook shows without its kernel
         for c in ctrls.values(): c.observe(on, names='value')
         render()
-        box = W.VBox([W.HBox([W.VBox(list(ctrls.values())[:5]), W.VBox(list(ctrls.values())[5:])]), note, txt, img])
-        box = with_snapshot(box, lambda: f"<p>{self.summary}</p>" + png_html(self.view, wpx()))
-        box.controls, box.image, box.label = ctrls, img, txt
+        box = W.VBox([W.HBox([W.VBox(list(ctrls.values())[:5]), W.VBox(list(ctrls.values())[5:])]), note, txt, caps, img])
+        box = with_snapshot(box, lambda: f"<p>{self.summary}</p>" + self.captions(wpx()) + png_html(self.view, wpx()))
+        box.controls, box.image, box.label, box.note, box.captions = ctrls, img, txt, note, caps
         return box

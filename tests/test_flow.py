@@ -159,7 +159,7 @@ def test_camera_truth_from_speed():
 def test_explorer_is_driven_by_attributes():
     fr = np.stack(pan_frames(3, 2))
     w = FlowExplorer(fr, backends=('dis', 'farneback'), tau_static=1.0)
-    assert w.verdict is True and w.image.shape == (192, 160, 3) and w.image.dtype == np.uint8
+    assert w.verdict is True and w.image.shape == (2 * 192, 2 * 160, 3) and w.image.dtype == np.uint8  # drawn at 2x
     w.frame.value = 3                                  # 3 → 4 pans by 3 px
     assert w.verdict is False
     np.testing.assert_allclose(w.means, 3, atol=0.3)

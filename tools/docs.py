@@ -27,8 +27,11 @@ _HIDE = {'export', 'exporti', 'hide', 'default_exp'}
 _CHATTER = ('Kernel is running over TCP without encryption',)   # every kernel's start-up warning (ipykernel 7), one per notebook
 _SHOW_DOC = """from nbdev.showdoc import show_doc as _nbdev_show_doc
 from IPython.display import Markdown
+import importlib
 def show_doc(sym, **kw):
     "nbdev's show_doc as Markdown, without the leading rule and source link (docutils allows no transition inside a section)."
+    if isinstance(sym, type) and sym.__module__ == '__main__' and _EXPORTED:   # a class made in the notebook has no source
+        sym = getattr(importlib.import_module(_EXPORTED), sym.__name__, sym)   # file, so docments would find no field comments
     md = _nbdev_show_doc(sym, **kw)._repr_markdown_()
     md = '\\n'.join(l for l in md.split('\\n') if not l.startswith('[source]('))   # a Quarto link to GitHub
     return Markdown(md.lstrip().removeprefix('---').lstrip())"""
@@ -44,9 +47,12 @@ def prepare(nb_path:Path, quick:bool=False, toc:list|None=None, demo_run:Path|No
     import nbformat
     from nbdev.process import NBProcessor
     from nbdev.processors import add_show_docs
+    from nbdev.config import get_config
     proc = NBProcessor(nb_path, procs=[add_show_docs], rm_directives=False)
     proc.process()
-    cells = [_cell('code', _SHOW_DOC, ['remove-cell'])]
+    exp = next((d['default_exp'][0] for c in proc.nb.cells if 'default_exp' in (d := getattr(c, 'directives_', None) or {})), None)
+    exported = exp and f"{get_config(path=ROOT).lib_name}.{exp}"    # show_doc documents a dataclass from there (fields' docments)
+    cells = [_cell('code', _SHOW_DOC + f'\n_EXPORTED = {exported!r}', ['remove-cell'])]
     for c in proc.nb.cells:
         src = c.source
         if c.cell_type != 'code': cells.append(_cell(c.cell_type, src)); continue
