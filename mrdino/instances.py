@@ -5,7 +5,7 @@
 # %% ../nbs/02_instances.ipynb 3
 from __future__ import annotations
 import functools, logging, time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import cv2
