@@ -31,7 +31,7 @@ def test_docs_preparation(nb, tmp_path):
 
 @pytest.mark.parametrize('nb, sym, row', [
     ('05a_pipeline.ipynb', 'MainJob', "| eval_data | str | synthetic-eval:4 | annotated evaluation data, or 'synthetic-eval:N' (held-out seeds 1000+) |"),
-    ('02_pseudolabels.ipynb', 'InstanceConfig', '| tau_grad | float | 20.0 | split a component when its interior flow edge exceeds this |')])
+    ('02_instances.ipynb', 'InstanceConfig', '| tau_grad | float | 20.0 | split a component when its interior flow edge exceeds this |')])
 def test_dataclass_fields_show_a_parameter_table(nb, sym, row):
     # a dataclass defined in a notebook cell has no source file, so the docments of its fields were lost in the docs:
     # run the prepared notebook's show_doc helper, its export cells and show_doc(sym) as the docs build does, in a kernel
