@@ -21,7 +21,9 @@ slots with an empty segment are left out. Parked and moving come from the synthe
 """
 import argparse
 import csv
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +87,9 @@ def training_steps(job, heads, tau):
     frames, labels, gts, parked = training_gt(job)
     w, l, org = training_windows(frames, labels, job.s1cfg)
     if tuple(job.s1cfg.resize) != gts[0].shape: raise SystemExit(f"frames are resized for training ({gts[0].shape} -> {job.s1cfg.resize}): GT windows would not line up")
-    crop, cfg = job.s1cfg.crop, job.s2cfg
+    crop = job.s1cfg.crop
+    cfg = replace(job.s2cfg, **{k: v for k, v in json.loads((job.out / 'stage2' / 'done.json').read_text())['settings']['stage2'].items()
+                                 if k in ('epochs', 'max_steps', 'batch_size', 'seed')})   # the steps the run made
     gw = np.stack([gts[i][:crop, x:x + crop] for i, x in org])      # (N, crop, crop) GT of each window
     model = job.model('stage1')
     slots, masks = slots_and_masks(model, job._feats(model), cfg.seed)
