@@ -160,7 +160,7 @@ def _predict_cmd(a)->int:
 # %% ../nbs/07_cli.ipynb 5
 FLOW_BACKENDS = ('dis', 'farneback', 'tvl1', 'raft', 'raft_small', 'smurf')   # `mrdino.flow.BACKENDS`
 LAYOUTS = ('auto', 'folder', 'video', 'kitti_raw', 'kitti2015', 'tripd', 'movi', 'synth', 'synthetic')
-WORLDS = ('objects', 'street')                                      # `mrdino.worlds.WORLDS`
+WORLDS = ('objects', 'street', 'classes')                           # `mrdino.worlds.WORLDS`
 SCALE_RANGE = (0.05, 20.0)                                          # `mrdino.instances.InstanceConfig.SCALE_RANGE`
 
 def _int_from(lo:int):

@@ -39,7 +39,8 @@ VARIANTS = dict(                              # rows of Tab. 3a: (model step, st
 
 WORLD_ENCODERS = dict(                         # the synthetic preset's default stand-in encoder per world
     objects=dict(encoder_weights='filterbank', encoder_arch=FILTERBANK_ARCH),   # weight-free filter bank + positions
-    street={})                                # the preset's: random-init tiny ViT + sin-cos positions
+    street={},                                # the preset's: random-init tiny ViT + sin-cos positions
+    classes=dict(encoder_weights='filterbank', encoder_arch=FILTERBANK_ARCH))   # lookalike classes: as the objects world
 
 # %% ../nbs/05a_pipeline.ipynb 9
 def _write_json(path:Path, obj): atomic_write(path, json.dumps(obj, indent=1, default=str))
@@ -72,7 +73,7 @@ class MainJob:
     seed:int=0                      # seeds training (init, data order) and slot noise
     progress:bool=True              # tqdm bars
     workers:int=1                   # pseudo-label worker processes (the training videos are spread over them)
-    world:str='objects'             # synthetic world of 'synthetic:N' data (`mrdino.data.WORLDS`): 'objects' or 'street'
+    world:str='objects'             # synthetic world of 'synthetic:N' data (`mrdino.worlds.WORLDS`): 'objects', 'street' or 'classes'
     threads:int=0                   # torch CPU threads of every step; 0 = the preset's (synthetic: 1, see below; others: torch's default)
 
     def __post_init__(self):
