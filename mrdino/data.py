@@ -217,7 +217,7 @@ def check_out_of_source(
             raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another OUT")
     return out
 
-# %% ../nbs/00_data.ipynb 20
+# %% ../nbs/00_data.ipynb 21
 _LINE_FORMAT = ('{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}, {rate_fmt}]',  # no bar, no width cut
                 '{desc}: {n_fmt} {unit}{postfix} [{elapsed}, {rate_fmt}]')                                    # total unknown
 
@@ -266,13 +266,13 @@ def _lines_tqdm()->type:
         def set_postfix(self, ordered_dict=None, refresh=True, **kw): super().set_postfix(ordered_dict, False, **kw)
     return LinesTqdm
 
-# %% ../nbs/00_data.ipynb 23
+# %% ../nbs/00_data.ipynb 24
 def say(msg:str, rank:int=0, name:str='dinosaur'):
     "Log `msg` (logger `mrdino.<name>`) and print it on rank 0."
     logging.getLogger(f'mrdino.{name}').info(msg)
     if rank == 0: print(f"[mrdino.{name}] {msg}", flush=True)
 
-# %% ../nbs/00_data.ipynb 26
+# %% ../nbs/00_data.ipynb 27
 def png_html(
     img:np.ndarray,         # (H, W, 3) uint8 RGB
     width:int|None=None,    # display width in CSS pixels (default: the image's)
@@ -294,7 +294,7 @@ def with_snapshot(
     box._repr_mimebundle_ = bundle
     return box
 
-# %% ../nbs/00_data.ipynb 31
+# %% ../nbs/00_data.ipynb 32
 _CONTENT = 'xxh3-128'   # what names a file's content in `input_identity` (older records: size, time, first and last 4 KiB)
 _RACY_NS = 2 * 10**9    # a file changed this recently when hashed is not cached (timestamps are coarse)
 _DB = {}                # (cache file, process, thread) -> sqlite connection, or None where the cache cannot be used
