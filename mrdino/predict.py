@@ -512,6 +512,7 @@ def predict(
     merge_thr:float|None=0.2,  # border merger's cosine threshold
     overlays:bool=True,        # write overlays/<sequence>.mp4 (no setting: the masks do not depend on it, a rerun may change it)
     layout:str='auto',         # `read_source` layout
+    world:str|None=None,       # generated world of a 'synthetic:N' source (`mrdino.worlds.WORLDS`); None: `read_source`'s (street)
     progress:bool=True,        # tqdm bar (frames/s)
 )->dict:                       # the content of run.json
     "Segment every (n-th) frame of a source: masks/*.png (16-bit ids), coco.json, overlays/*.mp4, run.json."
@@ -520,7 +521,7 @@ def predict(
     if max_frames is not None and int(max_frames) < 1: raise ValueError(f"max_frames={max_frames}: must be positive (or None for all)")
     dev = _device(device)
     t0 = time.time()
-    seqs = read_source(source, layout)
+    seqs = read_source(source, layout, **({'world': world} if world else {}))
     out = Path(out).resolve()
     check_out_of_source(out, source, seqs)
     names = [s.name for s in seqs]
@@ -536,6 +537,7 @@ def predict(
                     resize=resize, seed=seed, thr=thr if head is not None else None, merge_thr=merge_thr, every=every,
                     max_frames=max_frames, batch=batch, device=torch.device(dev).type, bf16_autocast=fast['bf16_autocast'],
                     layout=layout, source=ident)
+    if world: settings['world'] = world                                   # runs before this knew the street world only
     if resize in PROTOCOLS and PROTOCOLS[resize].reference_inputs: settings['pixels'] = 'reference'   # runs before this used uint8 windows
     settings = json.loads(json.dumps(settings))
     prev = _previous_run(out, settings, legacy_model=what)
@@ -573,7 +575,8 @@ def read_predictions(
     run = json.loads((out / 'run.json').read_text())
     if run.get('status') != 'done': raise ValueError(f"{out} is not a finished predict run (run.json status {run.get('status')!r}): rerun predict")
     coco = json.loads((out / 'coco.json').read_text())
-    seqs = {s.name: s for s in read_source(run['source']['source'], run['settings'].get('layout', 'auto'))}
+    world = {'world': run['settings']['world']} if run['settings'].get('world') else {}
+    seqs = {s.name: s for s in read_source(run['source']['source'], run['settings'].get('layout', 'auto'), **world)}
     name = sequence or coco['images'][0]['sequence']
     if name not in seqs: raise KeyError(f"no sequence {name!r} in {out}: it has {sorted({i['sequence'] for i in coco['images']})}")
     imgs = [i for i in coco['images'] if i['sequence'] == name and (frames is None or i['frame_index'] in frames)]
