@@ -218,8 +218,8 @@ def check_out_of_source(
     return out
 
 # %% ../nbs/00_data.ipynb 21
-_LINE_FORMAT = ('{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}, {rate_fmt}]',  # no bar, no width cut
-                '{desc}: {n_fmt} {unit}{postfix} [{elapsed}, {rate_fmt}]')                                    # total unknown
+_LINE_FORMAT = ('{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}, {rate3}]',  # no bar, no width cut
+                '{desc}: {n_fmt} {unit}{postfix} [{elapsed}, {rate3}]')                                    # total unknown
 
 class _Lines:
     "Text stream for tqdm that writes each redraw as a line of its own (a log shows progress, not `\r` overwrites)."
@@ -244,7 +244,7 @@ def progress_mode()->str: # 'widget', 'bar', 'lines' or 'off'
 def progress_bar(
     iterable=None,      # what to iterate over (tqdm's first argument)
     mode:str|None=None, # 'widget', 'bar', 'lines' or 'off'; None: `progress_mode()`
-    every:float=30.,    # lines mode: seconds between lines (the first and last are always written)
+    every:float=30.,    # lines mode: seconds between lines (the closing line is always written)
     **kwargs,           # tqdm's own: desc, total, unit, initial, disable, leave, file, ...
 ):
     "A tqdm progress bar that suits where it runs: a widget in Jupyter, a bar on a terminal, text lines in logs."
@@ -261,9 +261,17 @@ def progress_bar(
 
 @functools.cache
 def _lines_tqdm()->type:
-    "tqdm whose `set_postfix` (loss, speed: every step) waits for the next line like the count does, instead of forcing one."
+    "tqdm for lines mode: no opening line, `set_postfix` (loss, speed: every step) waits for the next line, speeds in 3 digits."
     class LinesTqdm(tqdm):
         def set_postfix(self, ordered_dict=None, refresh=True, **kw): super().set_postfix(ordered_dict, False, **kw)
+        def display(self, msg=None, pos=None):
+            if self.n == self.initial and msg is None: return True  # the opening line (0 %, nothing done): the closing line says it all
+            return super().display(msg, pos)
+        @property
+        def format_dict(self):
+            d = super().format_dict
+            rate = d['rate'] or (d['n'] - d['initial']) / d['elapsed'] if d['elapsed'] else d['rate']
+            return dict(d, rate3=f"{tqdm.format_sizeof(rate) if rate else '?'} {d['unit']}/s")   # 3.29M it/s, not 3294818.54it/s
     return LinesTqdm
 
 # %% ../nbs/00_data.ipynb 24
