@@ -252,7 +252,7 @@ def model_identity(
     ident = dict(weights=weights_digest(net.state_dict()), head=None if head is None else weights_digest(head.state_dict()))
     if root is not None:
         root = Path(root).resolve()
-        root = root if root.is_dir() else root.parent
+        root = root.parent if root.is_file() else root
         what = what.replace(f"{root}{os.sep}", '').replace(str(root), root.name)
     return ident, what
 
