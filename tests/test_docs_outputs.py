@@ -24,6 +24,7 @@ def test_plotly_figure_and_paths(tmp_path):
         "go.Figure(go.Scatter(x=[1, 2], y=[3, 1]))")
     docs.build(tmp_path / 'site', quick=True, build_dir=tmp_path / 'build', nbs_dir=nbs)
     page = (tmp_path / 'site' / 'index.html').read_text()
+    assert re.search(r'addEventListener\("DOMContentLoaded", function \(\) \{\s*window.PLOTLYENV', page)   # drawn after plotly.js loads
     assert 'Plotly.newPlot' in page and re.search(r'<script[^>]+src="_static/plotly\.min\.js', page), page[-3000:]
     assert (tmp_path / 'site' / '_static' / 'plotly.min.js').stat().st_size > 1e6
     assert 'wrote masks/a.png; python .venv/bin/python' in page, page

@@ -118,7 +118,11 @@ def test_search_finds_a_function(site, browser):
         time.sleep(0.1)
     assert any('00_data.html' in l for l in links), links
 
-def _article_text(browser): return browser.execute_script("return document.querySelector('article').innerText")
+def _article_text(browser):
+    "What the page says besides its code: prose and outputs."
+    return browser.execute_script("const a = document.querySelector('article').cloneNode(true); "
+                                  "a.querySelectorAll('.cell_input').forEach(e => e.remove()); document.body.appendChild(a); "
+                                  "const t = a.innerText; a.remove(); return t")
 
 def test_prediction_viewer_renders(site, browser):
     _open(browser, site / '08_predict.html')

@@ -43,8 +43,8 @@ def _docs_pages():
         class _SiteHtml(pio.base_renderers.MimetypeRenderer):
             def to_mimebundle(self, fig):             # drawn once the page (and plotly.js, at its end) has loaded
                 html = pio.to_html(fig, include_plotlyjs=False, full_html=False, validate=False)
-                html = _re.sub(r'<script type="text/javascript">(.*?)</script>',
-                               lambda m: '<script type="text/javascript">window.addEventListener("DOMContentLoaded", function () {'
+                html = _re.sub(r'<script(?: type="text/javascript")?>(.*?)</script>',
+                               lambda m: '<script>window.addEventListener("DOMContentLoaded", function () {'
                                          + m.group(1) + '});</script>', html, flags=_re.S)
                 return {'text/html': html}
         pio.renderers['docs_site'] = _SiteHtml(); pio.renderers.default = 'docs_site'
