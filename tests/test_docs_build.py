@@ -72,3 +72,8 @@ def test_demo_run_is_copied_never_written(tmp_path):
     cells = json.loads(docs.prepare(_nb(tmp_path, reader), demo_run=copy))['cells']
     i = next(i for i, c in enumerate(cells) if 'parameters' in c['metadata'].get('tags', []))
     assert f"pred_dir = {str(copy.resolve().parent / 'predict')!r}" in ''.join(cells[i + 1]['source'])
+    (copy / 'main.ipynb').write_text(json.dumps({'metadata': {'papermill': {'parameters': {'out_dir': str(run), 'baseline_steps': 200}}}}))
+    cells = json.loads(docs.prepare(_nb(tmp_path, CELLS), demo_run=copy))['cells']               # 05_stage2: the run's own parameters
+    i = next(i for i, c in enumerate(cells) if 'parameters' in c['metadata'].get('tags', []))
+    test = ''.join(cells[i + 1]['source'])
+    assert test.startswith(f"out_dir = {str(copy.resolve())!r}") and '\nbaseline_steps = 200' in test and str(run) not in test

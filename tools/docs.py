@@ -23,7 +23,7 @@ The log names each page as Sphinx reads it: `executed`, `cached` (outputs from t
 `--demo-run runs/demo` points 05_stage2's main job and 08_predict's demo at a finished `mrdino demo` run, so its steps
 are reused (without it the full build runs the main job in each of the two notebooks). The build never writes into
 that run: it works on a copy under the build folder (`demo_run/`, refreshed from the run) and writes 08's
-predictions to `predict/` there.
+predictions to `predict/` there; 05_stage2 gets the parameters the run was made with (its `main.ipynb` records them).
 Staging, cache and Sphinx state live in `_docs_build/` (delete it to start from scratch).
 """
 import argparse, json, os, re, shutil, subprocess, sys, time
@@ -106,6 +106,8 @@ def prepare(nb_path:Path, quick:bool=False, toc:list|None=None, demo_run:Path|No
             name = 'demo_run' if re.search(r'^demo_run\s*=', src, re.M) else 'out_dir'   # 08_predict reads it, 05_stage2 writes there
             inject = f"{name} = {str(Path(demo_run).resolve())!r}  # tools/docs.py --demo-run"
             if re.search(r'^pred_dir\s*=', src, re.M): inject += f"\npred_dir = {str(Path(demo_run).resolve().parent / 'predict')!r}"
+            if name == 'out_dir':                      # the run's own parameters, so that its finished steps are reused
+                inject += ''.join(f"\n{k} = {v!r}" for k, v in run_parameters(demo_run).items() if k != 'out_dir')
             cells.append(_cell('code', inject, ['remove-cell']))
     if toc:
         cells.append(_cell('markdown', '```{toctree}\n:hidden:\n:maxdepth: 1\n\n' + '\n'.join(toc) + '\n```'))
@@ -135,6 +137,11 @@ def stage(src_dir:Path, quick:bool, demo_run:Path|None=None, nbs_dir:Path=ROOT /
         f = src_dir / 'images' / im.name; f.parent.mkdir(exist_ok=True)
         if not f.exists() or f.read_bytes() != im.read_bytes(): shutil.copyfile(im, f)
     return list(want)
+
+def run_parameters(run:Path)->dict:
+    "The parameters a finished `mrdino demo` run was made with (papermill records them in its main.ipynb)."
+    nb = Path(run) / 'main.ipynb'
+    return json.loads(nb.read_text()).get('metadata', {}).get('papermill', {}).get('parameters', {}) if nb.exists() else {}
 
 def plotly_js()->Path|None:
     "plotly.js as the installed plotly package bundles it (None without plotly)."
