@@ -598,9 +598,9 @@ def prediction_view(
     images:list,               # (h, w, 3) uint8 RGB frames
     layers:dict,               # name -> list of (h, w) label maps per frame (None where the layer has no map)
     scores:dict|None=None,     # name -> list of {id: score} per frame (hover shows it as λ)
-    titles:list|None=None,     # one title per frame (default: its position)
+    titles:list|None=None,     # one label per frame, shown after 'frame ' (default: its position)
     hover_step:int=4,          # hover grid: every n-th pixel of the shown image
-    width:int=900,             # figure width in px
+    width:int=720,             # figure width in px (a docs page's content column is about 740 px)
     max_width:int=480,         # frames wider than this are shown downscaled (labels: nearest), keeping the figure small
 ):                             # plotly Figure
     "Interactive view: frame slider, overlay per layer (buttons), hover shows instance id and λ."

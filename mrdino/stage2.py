@@ -282,4 +282,4 @@ def results_table(
                    + ''.join(f"<td>{100 * r[c]:.1f}</td>" if isinstance(r.get(c), (int, float)) and math.isfinite(r[c]) else '<td>–</td>'
                              for c in TAB3A_COLUMNS) + '</tr>' for v, r in results.items())
     cap = f'<caption>{esc(caption)}</caption>' if caption else ''
-    return HTML(f'<table class="tab3a">{cap}<thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>')
+    return HTML(f'<table class="docutils tab3a">{cap}<thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>')

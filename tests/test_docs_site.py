@@ -131,8 +131,11 @@ def test_prediction_viewer_renders(site, browser):
         if n: break
         time.sleep(0.1)
     assert n, "08_predict.html: the prediction viewer (plotly) is not drawn"
-    slider = browser.execute_script("return [...document.querySelectorAll('article .slider-current-value')].map(e => e.textContent)")
-    assert slider and all(re.fullmatch(r'frame \d+', t) for t in slider), slider
+    labels = browser.execute_script("return [...document.querySelectorAll('article .slider-container text')].map(e => e.textContent)")
+    assert labels and re.fullmatch(r'frame \d+', labels[0]) and all(re.fullmatch(r'\d+', t) for t in labels[1:]), labels[:5]
+    widths = browser.execute_script("return [document.querySelector('article').getBoundingClientRect().width, "
+                                    "...[...document.querySelectorAll('article .plotly-graph-div')].map(e => e.getBoundingClientRect().width)]")
+    assert all(w <= widths[0] for w in widths[1:]), f"viewer wider than the content column: {widths}"
     buttons = browser.execute_script("return [...document.querySelectorAll('article .updatemenu-item-text')].map(e => e.textContent)")
     assert {'MR-DINOSAUR', 'DINOSAUR', 'GT'} <= set(buttons), buttons
 
