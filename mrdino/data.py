@@ -217,9 +217,9 @@ def check_out_of_source(
             raise ValueError(f"output {out} is inside the source folder {d}: the source is read-only, choose another OUT")
     return out
 
-# %% ../nbs/00_data.ipynb 20
-_LINE_FORMAT = ('{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}, {rate_fmt}]',  # no bar, no width cut
-                '{desc}: {n_fmt} {unit}{postfix} [{elapsed}, {rate_fmt}]')                                    # total unknown
+# %% ../nbs/00_data.ipynb 21
+_LINE_FORMAT = ('{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}, {rate3}]',  # no bar, no width cut
+                '{desc}: {n_fmt} {unit}{postfix} [{elapsed}, {rate3}]')                                    # total unknown
 
 class _Lines:
     "Text stream for tqdm that writes each redraw as a line of its own (a log shows progress, not `\r` overwrites)."
@@ -244,7 +244,7 @@ def progress_mode()->str: # 'widget', 'bar', 'lines' or 'off'
 def progress_bar(
     iterable=None,      # what to iterate over (tqdm's first argument)
     mode:str|None=None, # 'widget', 'bar', 'lines' or 'off'; None: `progress_mode()`
-    every:float=30.,    # lines mode: seconds between lines (the first and last are always written)
+    every:float=30.,    # lines mode: seconds between lines (the closing line is always written)
     **kwargs,           # tqdm's own: desc, total, unit, initial, disable, leave, file, ...
 ):
     "A tqdm progress bar that suits where it runs: a widget in Jupyter, a bar on a terminal, text lines in logs."
@@ -261,18 +261,26 @@ def progress_bar(
 
 @functools.cache
 def _lines_tqdm()->type:
-    "tqdm whose `set_postfix` (loss, speed: every step) waits for the next line like the count does, instead of forcing one."
+    "tqdm for lines mode: no opening line, `set_postfix` (loss, speed: every step) waits for the next line, speeds in 3 digits."
     class LinesTqdm(tqdm):
         def set_postfix(self, ordered_dict=None, refresh=True, **kw): super().set_postfix(ordered_dict, False, **kw)
+        def display(self, msg=None, pos=None):
+            if self.n == self.initial and msg is None: return True  # the opening line (0 %, nothing done): the closing line says it all
+            return super().display(msg, pos)
+        @property
+        def format_dict(self):
+            d = super().format_dict
+            rate = d['rate'] or (d['n'] - d['initial']) / d['elapsed'] if d['elapsed'] else d['rate']
+            return dict(d, rate3=f"{tqdm.format_sizeof(rate) if rate else '?'} {d['unit']}/s")   # 3.29M it/s, not 3294818.54it/s
     return LinesTqdm
 
-# %% ../nbs/00_data.ipynb 23
+# %% ../nbs/00_data.ipynb 24
 def say(msg:str, rank:int=0, name:str='dinosaur'):
     "Log `msg` (logger `mrdino.<name>`) and print it on rank 0."
     logging.getLogger(f'mrdino.{name}').info(msg)
     if rank == 0: print(f"[mrdino.{name}] {msg}", flush=True)
 
-# %% ../nbs/00_data.ipynb 26
+# %% ../nbs/00_data.ipynb 27
 def png_html(
     img:np.ndarray,         # (H, W, 3) uint8 RGB
     width:int|None=None,    # display width in CSS pixels (default: the image's)
@@ -307,7 +315,7 @@ def with_snapshot(
     box._repr_mimebundle_, box._ipython_display_, box.refresh_snapshot = bundle, show, refresh
     return box
 
-# %% ../nbs/00_data.ipynb 31
+# %% ../nbs/00_data.ipynb 32
 _CONTENT = 'xxh3-128'   # what names a file's content in `input_identity` (older records: size, time, first and last 4 KiB)
 _RACY_NS = 2 * 10**9    # a file changed this recently when hashed is not cached (timestamps are coarse)
 _DB = {}                # (cache file, process, thread) -> sqlite connection, or None where the cache cannot be used

@@ -15,6 +15,7 @@ from .data import (
     BadFrameError, _tmp_name, say, check_out_of_source)
 from .readers import read_source, VideoSequence
 from .training import parse_device, _fast_paths
+from .dinosaur import weights_digest
 from .windows import canvas_size, window_layout, predict_batch, NonFiniteOutputError
 from .metrics import PROTOCOLS
 from .pipeline import resolve_model
@@ -22,7 +23,7 @@ from .pipeline import resolve_model
 # %% auto 0
 __all__ = ['MP4_MAX_SIDE', 'segment_frames', 'instance_scores', 'rle_encode', 'rle_decode', 'coco_annotations', 'frame_name',
            'iter_selected', 'source_identity', 'id_palette', 'overlay_frame', 'mp4_frame_size', 'mp4_frame',
-           'write_overlay_video', 'select_frames', 'predict', 'read_predictions', 'prediction_view']
+           'write_overlay_video', 'select_frames', 'model_identity', 'predict', 'read_predictions', 'prediction_view']
 
 # %% ../nbs/08_predict.ipynb 7
 def segment_frames(
@@ -235,10 +236,26 @@ def select_frames(
         if idx: plan.append((s, idx))
     return plan
 
-# %% ../nbs/08_predict.ipynb 31
+# %% ../nbs/08_predict.ipynb 32
+def model_identity(
+    net,                       # `Dinosaur`
+    head=None,                 # `SlotDeactivation` or None
+    what:str='',               # `resolve_model`'s description
+    root:str|Path|None=None,   # the folder MODEL names (a file: its folder): shown by its name in the description
+)->tuple:                      # ({'weights': digest, 'head': digest or None}, description without the folder's absolute path)
+    "What run.json records of a model: its weights' content digest, and a description that does not depend on where it lies."
+    ident = dict(weights=weights_digest(net.state_dict()), head=None if head is None else weights_digest(head.state_dict()))
+    if root is not None:
+        root = Path(root).resolve()
+        root = root.parent if root.is_file() else root
+        what = what.replace(f"{root}{os.sep}", '').replace(str(root), root.name)
+    return ident, what
+
+# %% ../nbs/08_predict.ipynb 34
 def _previous_run(
     out:Path,                  # OUT
     settings:dict,             # the settings of this call, as run.json records them
+    legacy_model:str|None=None, # how an older mrdino recorded this model: its description, with the model folder's absolute path
 )->dict|None:                  # the run.json a call before left in OUT; None when there is none
     "The record of the run before in OUT, refused when it is damaged or was made with other settings."
     rj = out / 'run.json'
@@ -246,13 +263,18 @@ def _previous_run(
     try: prev = json.loads(rj.read_text())
     except ValueError: raise ValueError(f"{rj} is damaged (not JSON): delete {out} to start again, or choose another OUT") from None
     old = {k: v for k, v in prev.get('settings', {}).items() if k != 'overlays'}     # earlier runs recorded it as a setting
+    if isinstance(old.get('model'), str) and 'model' in settings:   # an older mrdino knew the model by where it lay, not by its weights
+        if old['model'] != legacy_model:
+            raise ValueError(f"{rj} was written by an older mrdino, which recorded the model by its folder ({old['model'].split(';')[0]}), "
+                             f"and this model is not in that folder: delete {out} to predict again, or choose another OUT")
+        old['model'] = settings['model']                           # the same folder: the same model
     if old != settings:
         diff = sorted(k for k in set(settings) | set(old) if settings.get(k) != old.get(k))
         raise ValueError(f"{out} holds predictions made with other settings (differing: {', '.join(diff)}): "
                          "choose another OUT, or delete it to start again")
     return prev
 
-# %% ../nbs/08_predict.ipynb 34
+# %% ../nbs/08_predict.ipynb 37
 def _window_protocol(
     cfg,                       # `DinosaurConfig` of the model
     plan:list,                 # `select_frames`
@@ -273,6 +295,7 @@ def _start_run(
     settings:dict,             # what run.json records
     dev:str,                   # the device the model runs on
     fast:dict,                 # `mrdino.training._fast_paths` on it
+    what:str='',               # the model, in words (`model_identity`)
 )->dict:                       # `_window_protocol`
     "Make OUT, record the run as running (unless a killed one already is) and say what runs, on what canvas, how."
     out.mkdir(parents=True, exist_ok=True)
@@ -283,13 +306,13 @@ def _start_run(
         atomic_write(rj, json.dumps(dict(status='running', settings=settings), indent=1) + '\n')
     desc = '; '.join(f"{n}: {p['frame'][1]}×{p['frame'][0]} → canvas {p['canvas'][1]}×{p['canvas'][0]}, {p['windows']} windows of {p['crop']}²"
                      for n, p in list(protocol['sequences'].items())[:3]) + (' …' if len(plan) > 3 else '')
-    say(f"predict: {settings['model']}", name='predict')
+    say(f"predict: {what}", name='predict')
     gate = f"slots with λ > {settings['thr']} kept" if settings['thr'] is not None else "every slot a segment"
     say(f"predict: protocol {settings['resize']} ({desc}); seed {settings['seed']}, {gate}, border merge > {settings['merge_thr']}; "
         f"device {dev}, bf16 autocast {fast['bf16_autocast']}, SDPA {fast['sdpa_attention']}; batch {settings['batch']} frames", name='predict')
     return protocol
 
-# %% ../nbs/08_predict.ipynb 37
+# %% ../nbs/08_predict.ipynb 40
 def _part(out:Path, s, k:int)->Path:
     "The record of batch k of a sequence: its existence says the batch is done."
     return out / '.parts' / s.name / f"{k:06d}.json"
@@ -314,7 +337,7 @@ def _segment_batch(
         recs.append(dict(index=i, name=name, height=h, width=w, anns=coco_annotations(full, instance_scores(full, lam, n_slots))))
     return recs
 
-# %% ../nbs/08_predict.ipynb 40
+# %% ../nbs/08_predict.ipynb 43
 def _segment_batches(
     out:Path,                  # OUT
     plan:list,                 # `select_frames`
@@ -344,7 +367,7 @@ def _segment_batches(
     bar.close()
     return n_run, time.time() - t_run
 
-# %% ../nbs/08_predict.ipynb 43
+# %% ../nbs/08_predict.ipynb 46
 def _overlay_video(out:Path, s, items:list, n_ids:int, every:int):
     "overlays/<sequence>.mp4 from the source frames and their mask PNGs; `items`: [(frame index, PNG path under masks/)]."
     (h, w), (H, W) = s.size, mp4_frame_size(*s.size)
@@ -387,7 +410,7 @@ def _assemble(
     atomic_write(out / 'coco.json', json.dumps(coco, separators=(',', ':')))
     return images, anns, skipped, vids
 
-# %% ../nbs/08_predict.ipynb 46
+# %% ../nbs/08_predict.ipynb 49
 def _digest(p:Path)->list:
     "[size in bytes, SHA-256 prefix] of a file: what run.json records of every output."
     h = hashlib.sha256()
@@ -411,14 +434,14 @@ def _damage(
         if got != want: bad[rel] = f"{got[0]} bytes, recorded {want[0]}" if got[0] != want[0] else 'its bytes differ from the recorded hash'
     return bad
 
-# %% ../nbs/08_predict.ipynb 49
+# %% ../nbs/08_predict.ipynb 52
 def _labels_from_coco(img:dict, anns:list)->np.ndarray:
     "A frame's 16-bit mask from its COCO annotations: each instance's id on its RLE, 0 elsewhere (what the PNG holds)."
     lab = np.zeros((img['height'], img['width']), np.uint16)
     for a in anns: lab[rle_decode(a['segmentation'])] = a['instance_id']
     return lab
 
-# %% ../nbs/08_predict.ipynb 51
+# %% ../nbs/08_predict.ipynb 54
 def _repair(out:Path, prev:dict, bad:dict, seqs:list, n_ids:dict, every:int, overlays:bool)->dict:
     "Remake a finished run's missing or damaged masks (from coco.json) and overlays (from the masks), and the overlays it lacks."
     coco = json.loads((out / 'coco.json').read_text())
@@ -467,7 +490,7 @@ def _finished_run(
     for k in bad: (out / k).unlink(missing_ok=True)                # the run makes them again
     return None
 
-# %% ../nbs/08_predict.ipynb 53
+# %% ../nbs/08_predict.ipynb 56
 def predict(
     model:str|Path,            # main-job folder, stage-2 run folder, or DINOSAUR / stage-1 run folder (`resolve_model`)
     source,                    # anything `mrdino.readers.read_source` opens: video, folder of frames, dataset root, 'synthetic:N'
@@ -484,6 +507,7 @@ def predict(
     merge_thr:float|None=0.2,  # border merger's cosine threshold
     overlays:bool=True,        # write overlays/<sequence>.mp4 (no setting: the masks do not depend on it, a rerun may change it)
     layout:str='auto',         # `read_source` layout
+    world:str|None=None,       # generated world of a 'synthetic:N' source (`mrdino.worlds.WORLDS`); None: `read_source`'s (street)
     progress:bool=True,        # tqdm bar (frames/s)
 )->dict:                       # the content of run.json
     "Segment every (n-th) frame of a source: masks/*.png (16-bit ids), coco.json, overlays/*.mp4, run.json."
@@ -492,7 +516,7 @@ def predict(
     if max_frames is not None and int(max_frames) < 1: raise ValueError(f"max_frames={max_frames}: must be positive (or None for all)")
     dev = _device(device)
     t0 = time.time()
-    seqs = read_source(source, layout)
+    seqs = read_source(source, layout, **({'world': world} if world else {}))
     out = Path(out).resolve()
     check_out_of_source(out, source, seqs)
     names = [s.name for s in seqs]
@@ -503,25 +527,27 @@ def predict(
     plan = select_frames(seqs, every, max_frames)
     ident = source_identity(source, seqs)
     is_job = any((Path(model) / x / 'done.json').exists() for x in ('dinosaur', 'stage1'))
-    settings = dict(model=what, variant=variant if is_job else None,
+    model_id, desc = model_identity(net, head, what, model)
+    settings = dict(model=model_id, variant=variant if is_job else None,
                     resize=resize, seed=seed, thr=thr if head is not None else None, merge_thr=merge_thr, every=every,
                     max_frames=max_frames, batch=batch, device=torch.device(dev).type, bf16_autocast=fast['bf16_autocast'],
                     layout=layout, source=ident)
+    if world: settings['world'] = world                                   # runs before this knew the street world only
     if resize in PROTOCOLS and PROTOCOLS[resize].reference_inputs: settings['pixels'] = 'reference'   # runs before this used uint8 windows
     settings = json.loads(json.dumps(settings))
-    prev = _previous_run(out, settings)
+    prev = _previous_run(out, settings, legacy_model=what)
     if prev is not None and prev.get('status') == 'done':
         rec = _finished_run(out, prev, plan, channels, every, overlays)
         if rec is not None: return rec
-    protocol = _start_run(out, plan, cfg, settings, dev, fast)
+    protocol = _start_run(out, plan, cfg, settings, dev, fast, desc)
     seg = functools.partial(segment_frames, net, head=head, resize=resize, seed=seed, thr=thr, merge_thr=merge_thr, autocast=fast['bf16_autocast'])
     try: n_run, secs = _segment_batches(out, plan, batch, seg, cfg.n_slots, progress)
     except NonFiniteOutputError as e:                                      # a broken model: say so, leave no run 'running'
         atomic_write(out / 'run.json', json.dumps(dict(status='failed', settings=settings, error=str(e)), indent=1) + '\n')
         raise NonFiniteOutputError(f"model {model}: {e}") from None
-    images, anns, skipped, vids = _assemble(out, plan, batch, protocol, channels, every, overlays, what)
+    images, anns, skipped, vids = _assemble(out, plan, batch, protocol, channels, every, overlays, desc)
     wall = time.time() - t0
-    rec = dict(status='done', model=what, encoder=net.encoder.description, protocol=protocol, settings=settings,
+    rec = dict(status='done', model=desc, encoder=net.encoder.description, protocol=protocol, settings=settings,
                source=ident, frames=dict(selected=sum(len(idx) for _, idx in plan), written=len(images), skipped=skipped, instances=len(anns)),
                outputs=dict(masks='masks', coco='coco.json', overlays=vids, files=_files(out, images, vids)),
                time=dict(segment_s=round(secs, 2), frames_this_call=n_run, frames_per_s=round(n_run / secs, 2) if n_run and secs else None,
@@ -533,7 +559,7 @@ def predict(
     for line in summarize_skipped(skipped): print(f"predict: skipped {line}", file=sys.stderr)   # run.json lists each one
     return rec
 
-# %% ../nbs/08_predict.ipynb 69
+# %% ../nbs/08_predict.ipynb 72
 def read_predictions(
     out:str|Path,              # a finished `predict` output folder
     sequence:str|None=None,    # sequence name (default: the first)
@@ -544,7 +570,8 @@ def read_predictions(
     run = json.loads((out / 'run.json').read_text())
     if run.get('status') != 'done': raise ValueError(f"{out} is not a finished predict run (run.json status {run.get('status')!r}): rerun predict")
     coco = json.loads((out / 'coco.json').read_text())
-    seqs = {s.name: s for s in read_source(run['source']['source'], run['settings'].get('layout', 'auto'))}
+    world = {'world': run['settings']['world']} if run['settings'].get('world') else {}
+    seqs = {s.name: s for s in read_source(run['source']['source'], run['settings'].get('layout', 'auto'), **world)}
     name = sequence or coco['images'][0]['sequence']
     if name not in seqs: raise KeyError(f"no sequence {name!r} in {out}: it has {sorted({i['sequence'] for i in coco['images']})}")
     imgs = [i for i in coco['images'] if i['sequence'] == name and (frames is None or i['frame_index'] in frames)]
@@ -556,7 +583,7 @@ def read_predictions(
                 labels=[cv2.imread(str(out / 'masks' / i['file_name']), cv2.IMREAD_UNCHANGED).astype(np.int32) for i in imgs],
                 scores=[scores[i['id']] for i in imgs], gt=[f.gt for f in fr])
 
-# %% ../nbs/08_predict.ipynb 70
+# %% ../nbs/08_predict.ipynb 73
 def _data_uri(rgb:np.ndarray)->str:
     "An RGB image as an inline JPEG (display only: small enough for a notebook)."
     ok, b = cv2.imencode('.jpg', np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -566,9 +593,9 @@ def prediction_view(
     images:list,               # (h, w, 3) uint8 RGB frames
     layers:dict,               # name -> list of (h, w) label maps per frame (None where the layer has no map)
     scores:dict|None=None,     # name -> list of {id: score} per frame (hover shows it as λ)
-    titles:list|None=None,     # one title per frame (default: its position)
+    titles:list|None=None,     # one label per frame, shown after 'frame ' (default: its position)
     hover_step:int=4,          # hover grid: every n-th pixel of the shown image
-    width:int=900,             # figure width in px
+    width:int=720,             # figure width in px (a docs page's content column is about 740 px)
     max_width:int=480,         # frames wider than this are shown downscaled (labels: nearest), keeping the figure small
 ):                             # plotly Figure
     "Interactive view: frame slider, overlay per layer (buttons), hover shows instance id and λ."

@@ -48,12 +48,17 @@ PRESETS = dict(
 PROTOCOL_NAMES = (*PRESETS, 'generic')   # evaluation protocols: one per preset, and 'generic' (score at the GT's own size)
 
 # %% ../nbs/00_presets.ipynb 6
-def preset(name:str)->dict:
+def preset(
+    name:str, # a preset: 'kitti', 'tri_pd', 'movi_e' or 'synthetic'
+)->dict:      # its entry in `PRESETS`
     "The table's entry for `name`, or a ValueError naming the presets."
     if name not in PRESETS: raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
 
-def stage_settings(name:str, stage:str)->dict:
+def stage_settings(
+    name:str,  # a preset
+    stage:str, # 'dinosaur', 'stage1' or 'stage2'
+)->dict:       # keyword arguments of that stage's config class
     "Settings of `stage` ('dinosaur', 'stage1', 'stage2') for preset `name`: the stage's own and the shared frame geometry it uses."
     p = preset(name)
     frames = dict(resize=p['frames']['resize'], crop=p['frames']['crop'])
@@ -61,7 +66,9 @@ def stage_settings(name:str, stage:str)->dict:
     if stage == 'dinosaur': frames['name'] = name
     return {**(frames if stage != 'stage2' else {}), **p[stage]}
 
-def protocol_settings(name:str)->dict:
+def protocol_settings(
+    name:str, # a preset or 'generic'
+)->dict:      # keyword arguments of `mrdino.metrics.EvalProtocol` (besides its name)
     "Evaluation protocol `name` (a preset or 'generic'): the preset's canvas and windows plus its scoring rules."
     if name == 'generic': return {}
     f = preset(name)['frames']

@@ -56,3 +56,24 @@ def test_index_lists_every_notebook_in_order(tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob('*.ipynb')}
     docs.stage(tmp_path, quick=True)                                                   # unchanged: files left alone
     assert before == {p.name: p.stat().st_mtime_ns for p in tmp_path.glob('*.ipynb')}
+
+def test_demo_run_is_copied_never_written(tmp_path):
+    "--demo-run: the notebooks get a copy under the build folder and 08's predictions go next to it, not into the run."
+    run = tmp_path / 'runs' / 'demo'; (run / 'dinosaur').mkdir(parents=True)
+    (run / 'results.json').write_text('{}'); (run / 'dinosaur' / 'done.json').write_text('{"a": 1}')
+    copy = docs.copy_run(run, tmp_path / 'build' / 'demo_run')
+    assert (copy / 'dinosaur' / 'done.json').read_text() == '{"a": 1}'
+    (copy / 'predictions.png').write_bytes(b'x'); (copy / 'results.json').write_text('{"b": 2}')   # what a notebook writes
+    assert sorted(p.name for p in run.iterdir()) == ['dinosaur', 'results.json'] and (run / 'results.json').read_text() == '{}'
+    t = (copy / 'dinosaur' / 'done.json').stat().st_mtime_ns
+    docs.copy_run(run, copy)                                    # again: unchanged files left alone, changed ones refreshed
+    assert (copy / 'dinosaur' / 'done.json').stat().st_mtime_ns == t and (copy / 'results.json').read_text() == '{}'
+    reader = CELLS[:-1] + [('code', "demo_run = ''   # a finished demo run\npred_dir = ''", {'tags': ['parameters']})]
+    cells = json.loads(docs.prepare(_nb(tmp_path, reader), demo_run=copy))['cells']
+    i = next(i for i, c in enumerate(cells) if 'parameters' in c['metadata'].get('tags', []))
+    assert f"pred_dir = {str(copy.resolve().parent / 'predict')!r}" in ''.join(cells[i + 1]['source'])
+    (copy / 'main.ipynb').write_text(json.dumps({'metadata': {'papermill': {'parameters': {'out_dir': str(run), 'baseline_steps': 200}}}}))
+    cells = json.loads(docs.prepare(_nb(tmp_path, CELLS), demo_run=copy))['cells']               # 05_stage2: the run's own parameters
+    i = next(i for i, c in enumerate(cells) if 'parameters' in c['metadata'].get('tags', []))
+    test = ''.join(cells[i + 1]['source'])
+    assert test.startswith(f"out_dir = {str(copy.resolve())!r}") and '\nbaseline_steps = 200' in test and str(run) not in test

@@ -4,10 +4,14 @@
 Checked: no page refers to a script, stylesheet, font or image on the network; every page loads with no console
 error; each notebook page that draws figures (outside `#| slow`/`#| cuda` cells) shows them, loaded; the
 explorers show their static snapshot; each notebook that exports functions shows nbdev's API tables (docments);
-the navigation lists the notebooks in pipeline order; search finds a function.
+the navigation lists the notebooks in pipeline order; search finds a function; 08's prediction viewer is drawn
+(plotly, from the site's own plotly.js) and its slider reads "frame N"; no page shows a folder of the build machine
+(the repository, a temporary folder, the virtual environment, the home folder), a library warning, or a loop's
+progress more than once; results are HTML tables; every link between pages (and to an anchor) resolves.
+With `MRDINO_DOCS_SHOTS=DIR`, screenshots of the 05, 08 and results pages are saved there.
 Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); skipped with a message where absent.
 """
-import json, os, re, shutil, subprocess, sys, time
+import json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import pytest
 
@@ -113,3 +117,78 @@ def test_search_finds_a_function(site, browser):
         if links: break
         time.sleep(0.1)
     assert any('00_data.html' in l for l in links), links
+
+def _article_text(browser):
+    "What the page says besides its code: prose and outputs."
+    return browser.execute_script("const a = document.querySelector('article').cloneNode(true); "
+                                  "a.querySelectorAll('.cell_input').forEach(e => e.remove()); document.body.appendChild(a); "
+                                  "const t = a.innerText; a.remove(); return t")
+
+def test_prediction_viewer_renders(site, browser):
+    _open(browser, site / '08_predict.html')
+    for _ in range(100):
+        n = browser.execute_script("return document.querySelectorAll('article .plotly-graph-div .main-svg').length")
+        if n: break
+        time.sleep(0.1)
+    assert n, "08_predict.html: the prediction viewer (plotly) is not drawn"
+    labels = browser.execute_script("return [...document.querySelectorAll('article .slider-container text')].map(e => e.textContent)")
+    assert labels and re.fullmatch(r'frame \d+', labels[0]) and all(re.fullmatch(r'\d+', t) for t in labels[1:]), labels[:5]
+    widths = browser.execute_script("return [document.querySelector('article').getBoundingClientRect().width, "
+                                    "...[...document.querySelectorAll('article .plotly-graph-div')].map(e => e.getBoundingClientRect().width)]")
+    assert all(w <= widths[0] for w in widths[1:]), f"viewer wider than the content column: {widths}"
+    buttons = browser.execute_script("return [...document.querySelectorAll('article .updatemenu-item-text')].map(e => e.textContent)")
+    assert {'MR-DINOSAUR', 'DINOSAUR', 'GT'} <= set(buttons), buttons
+
+def machine_paths()->list:
+    "Folders of the build machine that no page may show."
+    return [str(ROOT), tempfile.gettempdir().rstrip('/') + '/', sys.prefix, str(Path.home()) + '/']
+
+@pytest.mark.parametrize('nb', NBS)
+def test_page_shows_no_machine_paths_warnings_or_repeated_progress(site, browser, nb):
+    _open(browser, site / f'{nb}.html')
+    text = _article_text(browser)
+    found = [p for p in machine_paths() if p in text]
+    assert not found, f"{nb}.html shows folders of the build machine: {found}: " + '; '.join(
+        l for l in text.split('\n') if any(p in l for p in found))[:1500]
+    warn = [l for l in text.split('\n') if re.search(r'\b\w*Warning: ', l)]
+    assert not warn, f"{nb}.html shows library warnings: {warn[:5]}"
+    outputs = browser.execute_script("return [...document.querySelectorAll('article .cell_output')].map(e => e.innerText)")
+    for out in outputs:
+        loops = [m.group(1) for m in re.finditer(r'^(.+?): +(?:\d+% \d+/\d+|\d+ \w+) \[', out, re.M)]   # progress lines
+        again = sorted({d for d in loops if loops.count(d) > 1})
+        assert not again, f"{nb}.html: progress of {again} shown more than once in one output:\n{out[:1500]}"
+        assert not re.search(r'^.+?: +0% 0/', out, re.M), f"{nb}.html: an opening 0% progress line:\n{out[:800]}"
+        assert not re.search(r'\d{5,}\.\d+ ?\w+/s', out), f"{nb}.html: a speed with more than three digits:\n{out[:800]}"
+        assert not re.search(r'np\.(?:int|float)\d+\(', out), f"{nb}.html: numpy scalars printed as np.int64(...):\n{out[:800]}"
+
+def test_results_are_tables(site, browser):
+    for page, sel in [('results.html', 'article table'), ('05_stage2.html', 'article table.tab3a')]:
+        _open(browser, site / page)
+        rows = browser.execute_script(f"return [...document.querySelectorAll('{sel} tr')].map(r => r.innerText)")
+        assert any('DINOSAUR' in r for r in rows), f"{page}: no results table ({sel}): {rows[:5]}"
+        pre = browser.execute_script("return [...document.querySelectorAll('article pre')].map(p => p.innerText)")
+        assert not any(re.search(r'f1_50\s+ap_50', p) for p in pre), f"{page}: Tab. 3a printed as text"
+
+def test_every_link_resolves(site):
+    missing = []
+    for page in sorted(site.glob('*.html')):
+        for href in re.findall(r'<a [^>]*href="([^"]+)"', page.read_text(errors='replace')):
+            if re.match(r'[a-z]+:', href) or href.startswith('#') and len(href) == 1: continue
+            path, _, anchor = href.partition('#')
+            target = (page.parent / path).resolve() if path else page
+            if not target.is_file(): missing.append(f"{page.name}: {href}"); continue
+            if anchor and target.suffix == '.html' and f'id="{anchor}"' not in target.read_text(errors='replace'):
+                missing.append(f"{page.name}: {href} (no such anchor)")
+    assert not missing, '\n'.join(missing[:30])
+
+def test_screenshots(site, browser):
+    "Screenshots of the 05, 08 and results pages, where MRDINO_DOCS_SHOTS names a folder (for a person to look at)."
+    shots = os.environ.get('MRDINO_DOCS_SHOTS')
+    if not shots: pytest.skip('MRDINO_DOCS_SHOTS is not set')
+    Path(shots).mkdir(parents=True, exist_ok=True)
+    for nb in ['05_stage2', '08_predict', 'results']:
+        _open(browser, site / f'{nb}.html'); time.sleep(1)
+        h = browser.execute_script('return document.body.scrollHeight')
+        browser.set_window_size(1280, min(h, 16000)); time.sleep(0.5)
+        assert browser.save_screenshot(str(Path(shots) / f'{nb}.png'))
+    browser.set_window_size(1280, 1000)

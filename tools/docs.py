@@ -10,12 +10,20 @@ build) and render them with the Furo theme. Executed outputs are cached (jupyter
 code), so a rebuild after editing one notebook re-executes only that one. Nothing is fetched from the network:
 widgets show the static snapshot they carry, progress bars write text lines.
 
+What the pages show of the build machine: the kernels run a hidden first cell (`_DOCS_KERNEL`) that draws plotly
+figures as HTML for the site's own copy of plotly.js (staged from the installed plotly package; no CDN) and writes
+the machine's folders in outputs as a reader's (the repository root, the lessons' temporary folders and the
+kernel's working folder dropped, the demo run as `runs/demo`, the virtual environment as `.venv`). An output no
+page can show (a MIME type myst-nb does not render) fails the build.
+
 The log names each page as Sphinx reads it: `executed`, `cached` (outputs from the execution cache) or `unchanged`
 (not read again), with the seconds it took; the kernels' and myst-nb's per-notebook messages are left out.
 
 `--quick` leaves `#| slow` and `#| cuda` cells unexecuted (as `nbdev_test` does without `--flags`): the CI build.
 `--demo-run runs/demo` points 05_stage2's main job and 08_predict's demo at a finished `mrdino demo` run, so its steps
-are reused (without it the full build runs the main job in each of the two notebooks).
+are reused (without it the full build runs the main job in each of the two notebooks). The build never writes into
+that run: it works on a copy under the build folder (`demo_run/`, refreshed from the run) and writes 08's
+predictions to `predict/` there; 05_stage2 gets the parameters the run was made with (its `main.ipynb` records them).
 Staging, cache and Sphinx state live in `_docs_build/` (delete it to start from scratch).
 """
 import argparse, json, os, re, shutil, subprocess, sys, time
@@ -25,6 +33,40 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / '_docs_build'
 _HIDE = {'export', 'exporti', 'hide', 'default_exp'}
 _CHATTER = ('Kernel is running over TCP without encryption',)   # every kernel's start-up warning (ipykernel 7), one per notebook
+_UNRENDERED = 'mystnb.unknown_mime_type'                       # myst-nb's warning for an output no page can show
+_DOCS_KERNEL = r"""import json as _json, os as _os, re as _re, sys as _sys, tempfile as _tempfile
+def _docs_pages():
+    "Docs pages only: plotly figures as HTML for the site's plotly.js, and the machine's folders in outputs as a reader's."
+    try: import plotly.io as pio
+    except ImportError: pass
+    else:
+        class _SiteHtml(pio.base_renderers.MimetypeRenderer):
+            def to_mimebundle(self, fig):             # drawn once the page (and plotly.js, at its end) has loaded
+                html = pio.to_html(fig, include_plotlyjs=False, full_html=False, validate=False)
+                html = _re.sub(r'<script(?: type="text/javascript")?>(.*?)</script>',
+                               lambda m: '<script>window.addEventListener("DOMContentLoaded", function () {'
+                                         + m.group(1) + '});</script>', html, flags=_re.S)
+                return {'text/html': html}
+        pio.renderers['docs_site'] = _SiteHtml(); pio.renderers.default = 'docs_site'
+    pairs = _json.loads(_os.environ.get('MRDINO_DOCS_PATHS', '[]')) + [[_os.getcwd(), '']]
+    subs = [(_re.escape(_os.path.realpath(_tempfile.gettempdir())) + r'/tmp[\w-]+(/|\b)', '')]   # a lesson's temporary folder
+    for p, r in sorted((pr for pr in pairs if len(pr[0]) > 1), key=lambda pr: -len(pr[0])):   # never the root folder itself
+        subs.append((_re.escape(p) + (r'\b' if r or p.endswith('/') else '/'), r))
+    def short(t):
+        for rx, r in subs: t = _re.sub(rx, r, t)
+        return t
+    def streams(*_):                                  # IPython puts its own write on the streams for each cell: wrap it each time
+        for s in (_sys.stdout, _sys.stderr):
+            if not getattr(s.write, '_docs_pages', False):
+                w = s.write; f = lambda t, w=w: w(short(t)); f._docs_pages = True; s.write = f
+    ip = get_ipython()
+    ip.events.register('pre_run_cell', streams); streams()
+    fix = lambda data: {k: short(v) if isinstance(v, str) else v for k, v in data.items()}
+    pub, hook = ip.display_pub.publish, ip.displayhook.write_format_data
+    ip.display_pub.publish = lambda data, *a, **k: pub(fix(data), *a, **k)
+    ip.displayhook.write_format_data = lambda data, *a, **k: hook(fix(data), *a, **k)
+_docs_pages()
+"""
 _SHOW_DOC = """from nbdev.showdoc import show_doc as _nbdev_show_doc
 from IPython.display import Markdown
 import importlib
@@ -52,7 +94,7 @@ def prepare(nb_path:Path, quick:bool=False, toc:list|None=None, demo_run:Path|No
     proc.process()
     exp = next((d['default_exp'][0] for c in proc.nb.cells if 'default_exp' in (d := getattr(c, 'directives_', None) or {})), None)
     exported = exp and f"{get_config(path=ROOT).lib_name}.{exp}"    # show_doc documents a dataclass from there (fields' docments)
-    cells = [_cell('code', _SHOW_DOC + f'\n_EXPORTED = {exported!r}', ['remove-cell'])]
+    cells = [_cell('code', _DOCS_KERNEL + _SHOW_DOC + f'\n_EXPORTED = {exported!r}', ['remove-cell'])]
     for c in proc.nb.cells:
         src = c.source
         if c.cell_type != 'code': cells.append(_cell(c.cell_type, src)); continue
@@ -66,10 +108,13 @@ def prepare(nb_path:Path, quick:bool=False, toc:list|None=None, demo_run:Path|No
             tags.append('skip-execution'); shown = '# not run in the quick docs build (#| slow / #| cuda)\n' + shown
         if not shown.strip(): continue
         cells.append(_cell('code', shown, tags))
-        if demo_run and 'parameters' in tags:          # like papermill's injected parameters: reuse a finished run
+        if demo_run and 'parameters' in tags:          # like papermill's injected parameters: reuse a finished run (the build's copy)
             name = 'demo_run' if re.search(r'^demo_run\s*=', src, re.M) else 'out_dir'   # 08_predict reads it, 05_stage2 writes there
-            cells.append(_cell('code', f"{name} = {str(Path(demo_run).resolve())!r}  # tools/docs.py --demo-run",
-                               ['remove-cell']))
+            inject = f"{name} = {str(Path(demo_run).resolve())!r}  # tools/docs.py --demo-run"
+            if re.search(r'^pred_dir\s*=', src, re.M): inject += f"\npred_dir = {str(Path(demo_run).resolve().parent / 'predict')!r}"
+            if name == 'out_dir':                      # the run's own parameters, so that its finished steps are reused
+                inject += ''.join(f"\n{k} = {v!r}" for k, v in run_parameters(demo_run).items() if k != 'out_dir')
+            cells.append(_cell('code', inject, ['remove-cell']))
     if toc:
         cells.append(_cell('markdown', '```{toctree}\n:hidden:\n:maxdepth: 1\n\n' + '\n'.join(toc) + '\n```'))
     for i, c in enumerate(cells): c['id'] = f'docs-{i}'   # stable ids: an unchanged notebook stages the same bytes
@@ -85,6 +130,8 @@ def stage(src_dir:Path, quick:bool, demo_run:Path|None=None, nbs_dir:Path=ROOT /
     src_dir.mkdir(parents=True, exist_ok=True)
     want = {'conf.py': (ROOT / 'tools' / 'docs_conf.py').read_text(),
             '_static/no-mathjax.js': '// the pages have no math: a local stand-in for the MathJax CDN script\n'}
+    js = plotly_js()
+    if js: want['_static/plotly.min.js'] = js.read_text()   # the viewer's figures (08_predict), from the installed package
     for p in nbs:
         want[p.name] = prepare(p, quick, toc=names if p.stem == 'index' else None, demo_run=demo_run)
     for f in src_dir.iterdir():
@@ -97,6 +144,27 @@ def stage(src_dir:Path, quick:bool, demo_run:Path|None=None, nbs_dir:Path=ROOT /
         if not f.exists() or f.read_bytes() != im.read_bytes(): shutil.copyfile(im, f)
     return list(want)
 
+def run_parameters(run:Path)->dict:
+    "The parameters a finished `mrdino demo` run was made with (papermill records them in its main.ipynb)."
+    nb = Path(run) / 'main.ipynb'
+    return json.loads(nb.read_text()).get('metadata', {}).get('papermill', {}).get('parameters', {}) if nb.exists() else {}
+
+def plotly_js()->Path|None:
+    "plotly.js as the installed plotly package bundles it (None without plotly)."
+    try: import plotly
+    except ImportError: return None
+    return Path(plotly.__file__).parent / 'package_data' / 'plotly.min.js'
+
+def copy_run(run:Path, dest:Path)->Path:
+    "A copy of a finished run for the build to work on (files whose size or time differ copied again; the run is only read)."
+    run, dest = Path(run).resolve(), Path(dest)
+    for f in sorted(run.rglob('*')):
+        if not f.is_file(): continue
+        g = dest / f.relative_to(run); st = f.stat()
+        if g.exists() and (g.stat().st_size, g.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns): continue
+        g.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, g)
+    return dest
+
 def chatter(line:str)->bool:
     "Whether a line of the build's stderr is a known message that says nothing about the docs (left out of the log)."
     return any(c in line for c in _CHATTER)
@@ -106,19 +174,26 @@ def build(out:Path=ROOT / '_docs', quick:bool=False, build_dir:Path=BUILD, demo_
     "Stage, execute (cached) and render the docs into `out`; returns the seconds it took."
     t0 = time.time()
     src = build_dir / ('src_quick' if quick else 'src')
+    if demo_run: demo_run = copy_run(demo_run, build_dir / 'demo_run')   # never written: the notebooks get a copy
     stage(src, quick, demo_run, nbs_dir)
+    paths = [[str(build_dir.resolve() / 'demo_run'), 'runs/demo'], [str(build_dir.resolve() / 'predict'), 'predictions'],
+             [str(ROOT), '.'], [str(ROOT) + '/', ''], [sys.prefix, '.venv'], [str(Path.home()), '~']]
     env = {**os.environ, 'MRDINO_PROGRESS': 'lines', 'HF_HUB_OFFLINE': '1', 'PYDEVD_DISABLE_FILE_VALIDATION': '1',
-           'MRDINO_DOCS_CACHE': str(build_dir / 'cache')}
+           'MRDINO_DOCS_CACHE': str(build_dir / 'cache'), 'MRDINO_DOCS_PATHS': json.dumps(paths)}
     env.pop('MPLBACKEND', None)                     # the kernel's inline backend makes the figures
     html = build_dir / ('html_quick' if quick else 'html')  # myst-nb writes jupyter_execute/ next to it, so not in `out`
     cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-d', str(build_dir / ('doctrees_quick' if quick else 'doctrees')),
            str(src), str(html)]
     print(f"[docs] building the {'quick ' if quick else ''}docs in {build_dir}: one line per page", flush=True)
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, errors='replace')
+    unshown = []
     for line in p.stderr:                           # Sphinx's warnings and errors pass, the kernels' start-up chatter does not
         if not chatter(line): sys.stderr.write(line); sys.stderr.flush()
+        if _UNRENDERED in line: unshown.append(line.strip())
     if p.wait(): sys.exit(f"docs build failed (sphinx exit {p.returncode}); the reports under {build_dir / 'cache'} "
                           "or the message above name the notebook and cell")
+    if unshown: sys.exit(f"docs build failed: {len(unshown)} notebook output(s) no page can show (give the cell an output "
+                         "in text/html, an image or text): " + '; '.join(unshown[:5]))
     out = Path(out); shutil.rmtree(out, ignore_errors=True); shutil.copytree(html, out)
     return time.time() - t0
 

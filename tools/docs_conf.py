@@ -25,7 +25,7 @@ nb_mime_priority_overrides = [('html', 'application/vnd.jupyter.widget-view+json
 nb_merge_streams = True
 nb_render_markdown_format = 'myst'              # show_doc's Markdown tables (commonmark has none)
 myst_heading_anchors = 3
-suppress_warnings = ['myst.header', 'mystnb.unknown_mime_type']
+suppress_warnings = ['myst.header']              # an output no page can show is a warning, and tools/docs.py fails on it
 
 # The build log: one line per page (`page_line`) instead of a run of anonymous per-notebook messages.
 logging.getLogger('traitlets').setLevel(logging.WARNING)   # nbclient's INFO "Executing notebook with kernel", per notebook
@@ -57,6 +57,9 @@ def setup(app):
     def done(app, doctree):
         d = app.env.docname
         print(page_line(d, kinds.kinds.pop(d, 'read'), time.time() - started.pop(d, time.time())), flush=True)
+    def plotly(app, pagename, templatename, context, doctree):   # plotly.js only on pages that draw a plotly figure
+        if 'Plotly.newPlot' in context.get('body', ''): app.add_js_file('plotly.min.js')
+    app.connect('html-page-context', plotly)
     app.connect('env-before-read-docs', before)
     app.connect('source-read', start)
     app.connect('doctree-read', done)
