@@ -305,7 +305,7 @@ class MainJob:
         _write_json(self.out / 'results.json', res)
         return res
 
-# %% ../nbs/05a_pipeline.ipynb 20
+# %% ../nbs/05a_pipeline.ipynb 21
 def pair_checkpoints(
     model_path:str|Path,  # DINOSAUR / stage-1 run folder (or one of its checkpoint folders)
     head_path:str|Path,   # stage-2 run folder (or one of its checkpoint folders)
@@ -384,7 +384,7 @@ def load_trained(
             f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
     return model, h, desc
 
-# %% ../nbs/05a_pipeline.ipynb 26
+# %% ../nbs/05a_pipeline.ipynb 27
 def _ckpt_step(path:Path, weights:str)->str:
     "'<checkpoint folder> (step N)' of a run folder."
     ck = find_checkpoint(path, weights)
@@ -438,7 +438,7 @@ def resolve_model(
                                 "folder (head.safetensors or ckpt/latest) or a DINOSAUR run folder (model.safetensors)")
     return model, head, f"{what}; encoder: {model.encoder.description}"
 
-# %% ../nbs/05a_pipeline.ipynb 30
+# %% ../nbs/05a_pipeline.ipynb 31
 def evaluate_model(
     model:Dinosaur|str|Path,        # model to evaluate, or anything `load_trained` loads (run folder, reference .ckpt)
     videos:list,                    # sequences with `gt` (synthetic videos also give parked/moving recall)
