@@ -5,28 +5,39 @@ cells, cells with imports and `show_doc` cells (nbdev.processors.exec_show_docs)
 name made in an example cell fails there with a NameError (keep imports in cells of their own). This runs exactly
 that step, one notebook per test, in a fresh process as nbdev does.
 """
-import os, subprocess, sys
+import json, os, subprocess, sys
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = sorted(p.name for p in (ROOT / 'nbs').glob('*.ipynb'))
 CHECK = """
-import sys
+import json, sys, traceback
 from pathlib import Path
 from nbdev.processors import FilterDefaults
 import nbdev.serve_drv as drv
-nb, out = Path(sys.argv[1]), Path(sys.argv[2])
-drv.main((nb, out / nb.name, FilterDefaults))
+out, res = Path(sys.argv[1]), {}
+for nb in map(Path, sys.argv[2:]):        # each notebook in a fresh shell of its own, as nbdev does
+    try: drv.main((nb, out / nb.name, FilterDefaults)); res[nb.name] = ''
+    except BaseException as e: res[nb.name] = ''.join(traceback.format_exception(e))[-4000:] or repr(e)
+print(json.dumps(res))
 """
 
-@pytest.mark.parametrize('nb', NBS)
-def test_docs_preparation(nb, tmp_path):
+@pytest.fixture(scope='module')
+def prepared(tmp_path_factory):
+    "Every notebook prepared in one process (the imports are paid once); {notebook: '' or its error}."
+    out = tmp_path_factory.mktemp('prepared')
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'MPLBACKEND': 'Agg'}
-    r = subprocess.run([sys.executable, '-c', CHECK, str(ROOT / 'nbs' / nb), str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, f"nbdev's docs preparation fails on {nb} (move imports into cells of their own):\n{r.stderr[-4000:]}"
-    assert (tmp_path / nb).exists()
+    r = subprocess.run([sys.executable, '-c', CHECK, str(out), *(str(ROOT / 'nbs' / nb) for nb in NBS)], cwd=ROOT,
+                       capture_output=True, text=True, env=env, timeout=1200)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return out, json.loads(r.stdout.strip().splitlines()[-1])
+
+@pytest.mark.parametrize('nb', NBS)
+def test_docs_preparation(nb, prepared):
+    out, res = prepared
+    assert res[nb] == '', f"nbdev's docs preparation fails on {nb} (move imports into cells of their own):\n{res[nb]}"
+    assert (out / nb).exists()
 
 
 @pytest.mark.parametrize('nb, sym, row', [

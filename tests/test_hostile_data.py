@@ -210,6 +210,7 @@ def test_synthetic_source_is_listed_without_generating_and_checked_one_video_at_
     @dataclasses.dataclass
     class Small(worlds.StreetConfig): height:int=28; width:int=84; n_frames:int=3      # the default street, made small
     monkeypatch.setattr(worlds, 'StreetConfig', Small)
+    monkeypatch.setitem(worlds._WORLD_MAKERS, 'street', (worlds.make_street_video, Small))   # the worlds' table names the class
     made, real = [], worlds.make_world_video
     def counting(*a, **kw):
         gc.collect()

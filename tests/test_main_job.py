@@ -22,8 +22,8 @@ def test_papermill_main_job(tmp_path):
         for k in KEYS: assert 0.0 <= row[k] <= 1.0, (k, row)
         assert row['frames'] == 2                                # frames 0 and 30 of the one 60-frame eval video
     nb = json.loads((tmp_path / 'main.ipynb').read_text())
-    text = ''.join(''.join(o.get('text', '')) for c in nb['cells'] for o in c.get('outputs', []))
-    assert 'MR-DINOSAUR (+ stage 2)' in text                     # the table was printed
+    html = ''.join(''.join(o.get('data', {}).get('text/html', '')) for c in nb['cells'] for o in c.get('outputs', []))
+    assert '<table' in html and 'MR-DINOSAUR (+ stage 2)' in html   # Tab. 3a was shown, as an HTML table
 
 def test_interrupted_job_resumes_from_finished_steps(tmp_path):
     from mrdino.pipeline import MainJob
