@@ -406,9 +406,20 @@ class _Shape(_Object):
 
 _SHAPE_LENGTHS = dict(box=(1.0, 1.8), disc=(1.0, 1.5), triangle=(1.2, 1.8))   # width / height ranges
 
+def _crossing(rng, cfg:WorldConfig)->tuple:
+    "(x0, vx, pauses) of an object that drives across the view during the video, now and then pausing."
+    W, T = cfg.width, cfg.n_frames
+    speed, d = rng.uniform(*cfg.speed), rng.choice([-1.0, 1.0])
+    travel = speed * T
+    x0 = rng.uniform(-W / 2 - 0.6 * travel, W / 2 - 0.4 * travel) if d > 0 else rng.uniform(-W / 2 + 0.4 * travel, W / 2 + 0.6 * travel)
+    pauses = ()
+    if T > 8 and rng.random() < cfg.pause_prob:
+        a = int(rng.integers(0, T - 6)); pauses = ((a, a + int(rng.integers(4, 10))),)
+    return x0, d * speed, pauses
+
 def _make_shapes(rng, cfg:WorldConfig, span:float)->list:
     "Moving and parked shapes with evenly spaced hues; parked ones apart from each other, within `±span`."
-    H, W, T = cfg.height, cfg.width, cfg.n_frames
+    H = cfg.height
     n = cfg.n_moving + cfg.n_parked
     hues = (rng.uniform(0, 1) + np.arange(n) / n) % 1
     rng.shuffle(hues)
@@ -426,13 +437,7 @@ def _make_shapes(rng, cfg:WorldConfig, span:float)->list:
                 x0 = rng.uniform(-span, span)
                 if all(abs(x0 - x) > 0.6 * (h * L + w) for x, w in parked_at): break
             parked_at.append((x0, h * L))
-        else:
-            speed, d = rng.uniform(*cfg.speed), rng.choice([-1.0, 1.0])
-            travel = speed * T
-            x0 = rng.uniform(-W / 2 - 0.6 * travel, W / 2 - 0.4 * travel) if d > 0 else rng.uniform(-W / 2 + 0.4 * travel, W / 2 + 0.6 * travel)
-            vx = d * speed
-            if T > 8 and rng.random() < cfg.pause_prob:
-                a = int(rng.integers(0, T - 6)); pauses = ((a, a + int(rng.integers(4, 10))),)
+        else: x0, vx, pauses = _crossing(rng, cfg)
         objs.append(_Shape(kind, h, L, x0, y, vx, parked, color, noise, pauses))
     return objs
 
@@ -444,13 +449,16 @@ def make_objects_video(
     **overrides,                # any `WorldConfig` field, e.g. `n_frames=30`
 )->SyntheticVideo:
     "Generate one 'objects' world video with exact instance, motion, flow and camera ground truth."
-    cfg = replace(cfg or WorldConfig(), **overrides)
+    return _plain_world_video(seed, replace(cfg or WorldConfig(), **overrides), name or f"objects_{seed:03d}", _make_shapes)
+
+def _plain_world_video(seed:int, cfg:WorldConfig, name:str, place)->SyntheticVideo:
+    "A video on a plain textured background: camera schedule, then `place(rng, cfg, span)`'s objects, rendered."
     if cfg.n_frames < 2: raise ValueError(f"n_frames={cfg.n_frames}: a video needs at least 2 frames for forward flow")
     rng = np.random.default_rng(seed)
     o, z, labels = _camera_schedule(rng, cfg)
     span = cfg.width / 2 + np.abs(o[:, 0]).max() + 0.1 * cfg.width
     bg = _PlainBackground(rng, cfg.bg_texture)
-    return _render_video(name or f"objects_{seed:03d}", cfg, bg, _make_shapes(rng, cfg, span), o, z, labels)
+    return _render_video(name, cfg, bg, place(rng, cfg, span), o, z, labels)
 
 # %% ../nbs/00a_worlds.ipynb 44
 @dataclass
@@ -466,7 +474,7 @@ class ClassesConfig(WorldConfig):
 # %% ../nbs/00a_worlds.ipynb 45
 def _make_classes(rng, cfg:ClassesConfig, span:float)->list:
     "Instances of `n_classes` lookalike classes: parked ones staggered over two rows within `±span`, moving ones crossing."
-    H, W, T = cfg.height, cfg.width, cfg.n_frames
+    H = cfg.height
     if not 1 <= cfg.n_classes <= len(_SHAPE_LENGTHS): raise ValueError(f"n_classes={cfg.n_classes}: must be 1 to {len(_SHAPE_LENGTHS)}")
     kinds = [str(k) for k in rng.choice(list(_SHAPE_LENGTHS), cfg.n_classes, replace=False)]
     hues = (rng.uniform(0, 1) + np.arange(cfg.n_classes) / cfg.n_classes) % 1
@@ -480,14 +488,9 @@ def _make_classes(rng, cfg:ClassesConfig, span:float)->list:
         return _Shape(lk['kind'], lk['h'] * j(), lk['L'] * j(), x0, y, vx, parked, color, lk['noise'], pauses)
     objs = []
     for i in range(cfg.n_moving):
-        speed, d = rng.uniform(*cfg.speed), rng.choice([-1.0, 1.0])
-        travel = speed * T
-        x0 = rng.uniform(-W / 2 - 0.6 * travel, W / 2 - 0.4 * travel) if d > 0 else rng.uniform(-W / 2 + 0.4 * travel, W / 2 + 0.6 * travel)
-        pauses = ()
-        if T > 8 and rng.random() < cfg.pause_prob:
-            a = int(rng.integers(0, T - 6)); pauses = ((a, a + int(rng.integers(4, 10))),)
+        x0, vx, pauses = _crossing(rng, cfg)
         y = rows[int(rng.integers(0, 2))] + 1.5                  # just in front of its row's parked instances
-        objs.append(instance(int(rng.integers(0, cfg.n_classes)), x0, y, d * speed, False, pauses))
+        objs.append(instance(int(rng.integers(0, cfg.n_classes)), x0, y, vx, False, pauses))
     classes = np.concatenate([rng.permutation(cfg.n_classes), rng.integers(0, cfg.n_classes, max(cfg.n_parked - cfg.n_classes, 0))])
     rng.shuffle(classes)
     step = 2 * span / max(cfg.n_parked, 1)                       # evenly spread, alternating rows: staggered
@@ -503,13 +506,7 @@ def make_classes_video(
     **overrides,                # any `ClassesConfig` field, e.g. `n_parked=10`
 )->SyntheticVideo:
     "Generate one 'classes' world video with exact instance, motion, flow and camera ground truth."
-    cfg = replace(cfg or ClassesConfig(), **overrides)
-    if cfg.n_frames < 2: raise ValueError(f"n_frames={cfg.n_frames}: a video needs at least 2 frames for forward flow")
-    rng = np.random.default_rng(seed)
-    o, z, labels = _camera_schedule(rng, cfg)
-    span = cfg.width / 2 + np.abs(o[:, 0]).max() + 0.1 * cfg.width
-    bg = _PlainBackground(rng, cfg.bg_texture)
-    return _render_video(name or f"classes_{seed:03d}", cfg, bg, _make_classes(rng, cfg, span), o, z, labels)
+    return _plain_world_video(seed, replace(cfg or ClassesConfig(), **overrides), name or f"classes_{seed:03d}", _make_classes)
 
 # %% ../nbs/00a_worlds.ipynb 51
 _WORLD_MAKERS = dict(objects=(make_objects_video, WorldConfig), street=(make_street_video, StreetConfig),
