@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from IPython.display import HTML
 
 from .data import atomic_write, progress_bar, input_identity, identity_digest, say
 from .worlds import WORLDS, world_size
@@ -29,8 +30,8 @@ from .stage2 import (SlotDeactivation, Stage2Config, train_stage2, load_head, he
 from .reference import load_reference_checkpoint
 
 # %% auto 0
-__all__ = ['VARIANTS', 'WORLD_ENCODERS', 'MainJob', 'pair_checkpoints', 'load_pair', 'load_trained', 'resolve_model',
-           'evaluate_model']
+__all__ = ['VARIANTS', 'WORLD_ENCODERS', 'TAB3A_ROWS', 'TAB3A_METRICS', 'results_table', 'MainJob', 'pair_checkpoints',
+           'load_pair', 'load_trained', 'resolve_model', 'evaluate_model']
 
 # %% ../nbs/05a_pipeline.ipynb 5
 VARIANTS = dict(                              # rows of Tab. 3a: (model step, stage-2 head step or None)
@@ -43,6 +44,26 @@ WORLD_ENCODERS = dict(                         # the synthetic preset's default 
     classes=dict(encoder_weights='filterbank', encoder_arch=FILTERBANK_ARCH))   # lookalike classes: as the objects world
 
 # %% ../nbs/05a_pipeline.ipynb 9
+TAB3A_ROWS = dict(dinosaur='DINOSAUR', stage1='+ stage 1', stage2='+ stage 2 (MR-DINOSAUR)',   # VARIANTS' labels
+                  only_stage2='only stage 2', no_drop_loss='without drop loss')
+TAB3A_METRICS = dict(f1_50='F1@50', ap_50='AP50', ar_50='AR50', all_ari='all-ARI', fg_ari='fg-ARI',
+                     recall_parked='parked recall', recall_moving='moving recall')
+assert list(TAB3A_ROWS) == list(VARIANTS)
+
+def results_table(
+    results:dict,              # {row: {metric: fraction}}, as `MainJob.evaluate` returns it (results.json)
+    caption:str='',            # a line above the table (data, encoder)
+)->HTML:                       # shown as a table in JupyterLab and on the docs pages
+    "Tab. 3a as an HTML table: one row per variant, metrics in % with one decimal."
+    esc = lambda s: str(s).replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+    head = ''.join(f'<th>{c}</th>' for c in TAB3A_METRICS.values())
+    rows = ''.join(f"<tr><th>{esc(TAB3A_ROWS.get(v, v))}</th>"
+                   + ''.join(f"<td>{100 * r[c]:.1f}</td>" if isinstance(r.get(c), (int, float)) and math.isfinite(r[c]) else '<td>–</td>'
+                             for c in TAB3A_METRICS) + '</tr>' for v, r in results.items())
+    cap = f'<caption>{esc(caption)}</caption>' if caption else ''
+    return HTML(f'<table class="docutils tab3a">{cap}<thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>')
+
+# %% ../nbs/05a_pipeline.ipynb 12
 def _write_json(path:Path, obj): atomic_write(path, json.dumps(obj, indent=1, default=str))
 
 def _check_weight_file(name:str, path:str):
@@ -55,7 +76,7 @@ def _check_weight_file(name:str, path:str):
     if not (st or head[:4] == b'PK\x03\x04' or head[:1] == b'\x80'):
         raise ValueError(f"{name}={path!r} is not a weight file (expected .safetensors or a torch .pth/.pt checkpoint)")
 
-# %% ../nbs/05a_pipeline.ipynb 12
+# %% ../nbs/05a_pipeline.ipynb 15
 @dataclass
 class MainJob:
     "The whole MR-DINOSAUR pipeline on one dataset; each step reuses its finished output (see `done.json`)."
@@ -305,7 +326,7 @@ class MainJob:
         _write_json(self.out / 'results.json', res)
         return res
 
-# %% ../nbs/05a_pipeline.ipynb 21
+# %% ../nbs/05a_pipeline.ipynb 24
 def pair_checkpoints(
     model_path:str|Path,  # DINOSAUR / stage-1 run folder (or one of its checkpoint folders)
     head_path:str|Path,   # stage-2 run folder (or one of its checkpoint folders)
@@ -384,7 +405,7 @@ def load_trained(
             f"{'slots switched off by the head' if h is not None else 'every slot a segment'}; encoder: {model.encoder.description}")
     return model, h, desc
 
-# %% ../nbs/05a_pipeline.ipynb 27
+# %% ../nbs/05a_pipeline.ipynb 30
 def _ckpt_step(path:Path, weights:str)->str:
     "'<checkpoint folder> (step N)' of a run folder."
     ck = find_checkpoint(path, weights)
@@ -438,7 +459,7 @@ def resolve_model(
                                 "folder (head.safetensors or ckpt/latest) or a DINOSAUR run folder (model.safetensors)")
     return model, head, f"{what}; encoder: {model.encoder.description}"
 
-# %% ../nbs/05a_pipeline.ipynb 31
+# %% ../nbs/05a_pipeline.ipynb 34
 def evaluate_model(
     model:Dinosaur|str|Path,        # model to evaluate, or anything `load_trained` loads (run folder, reference .ckpt)
     videos:list,                    # sequences with `gt` (synthetic videos also give parked/moving recall)

@@ -11,15 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from safetensors.torch import save_file
-from IPython.display import HTML
 
 from .data import say
 from .presets import stage_settings
 from .stage1 import instance_masks, match_masks, upsample_masks
 
 # %% auto 0
-__all__ = ['STAGE2_COLS', 'TAB3A_COLUMNS', 'TAB3A_ROWS', 'SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config',
-           'slots_and_masks', 'base_record', 'head_base', 'load_head', 'train_stage2', 'predict_frame', 'results_table']
+__all__ = ['STAGE2_COLS', 'SlotDeactivation', 'stage2_loss', 'gated_labels', 'Stage2Config', 'slots_and_masks', 'base_record',
+           'head_base', 'load_head', 'train_stage2', 'predict_frame']
 
 # %% ../nbs/05_stage2.ipynb 5
 class SlotDeactivation(nn.Module):
@@ -260,22 +259,3 @@ def predict_frame(
     wp = predict_windows(model, image, seed=seed, merge_thr=merge_thr, protocol=p if p is not None and p.reference_inputs else None,
                          merge_mode=mode, head=head, thr=thr)
     return wp.segments, wp.lam
-
-# %% ../nbs/05_stage2.ipynb 43
-TAB3A_COLUMNS = dict(f1_50='F1@50', ap_50='AP50', ar_50='AR50', all_ari='all-ARI', fg_ari='fg-ARI',
-                     recall_moving='moving recall', recall_parked='parked recall')
-TAB3A_ROWS = dict(dinosaur='DINOSAUR', stage1='+ stage 1', stage2='MR-DINOSAUR (+ stage 2)', only_stage2='only stage 2',
-                  no_drop_loss='without drop loss')
-
-def results_table(
-    results:dict,              # {row: {metric: fraction}}, as `MainJob.evaluate` returns it (results.json)
-    caption:str='',            # a line above the table (data, encoder)
-)->HTML:                       # shown as a table in JupyterLab and on the docs pages
-    "Tab. 3a as an HTML table: one row per variant, metrics in % with one decimal."
-    esc = lambda s: str(s).replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
-    head = ''.join(f'<th>{c}</th>' for c in TAB3A_COLUMNS.values())
-    rows = ''.join(f"<tr><th>{esc(TAB3A_ROWS.get(v, v))}</th>"
-                   + ''.join(f"<td>{100 * r[c]:.1f}</td>" if isinstance(r.get(c), (int, float)) and math.isfinite(r[c]) else '<td>–</td>'
-                             for c in TAB3A_COLUMNS) + '</tr>' for v, r in results.items())
-    cap = f'<caption>{esc(caption)}</caption>' if caption else ''
-    return HTML(f'<table class="docutils tab3a">{cap}<thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>')

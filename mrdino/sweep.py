@@ -13,13 +13,12 @@ from matplotlib.figure import Figure            # no pyplot: no global figure st
 
 import mrdino
 from .data import atomic_write
-from .pipeline import MainJob, VARIANTS
+from .pipeline import MainJob, TAB3A_ROWS, TAB3A_METRICS
 
 # %% auto 0
-__all__ = ['RECORD', 'THREAD_VARS', 'SRC_ROOT', 'ROWS', 'METRICS', 'SD_NOTE', 'demo_job', 'job_params', 'record_point',
-           'finished', 'parse_seeds', 'grid_points', 'point_name', 'parse_value', 'run_sweep', 'read_run',
-           'collect_runs', 'aggregate', 'summary_markdown', 'summary_figure', 'summarize', 'SummaryView',
-           'show_summary']
+__all__ = ['RECORD', 'THREAD_VARS', 'SRC_ROOT', 'SD_NOTE', 'demo_job', 'job_params', 'record_point', 'finished', 'parse_seeds',
+           'grid_points', 'point_name', 'parse_value', 'run_sweep', 'read_run', 'collect_runs', 'aggregate',
+           'summary_markdown', 'summary_figure', 'summarize', 'SummaryView', 'show_summary']
 
 # %% ../nbs/05c_sweep.ipynb 6
 RECORD = 'params.json'                      # next to results.json: the parameters of the run that wrote it
@@ -161,12 +160,7 @@ def run_sweep(
     return 0
 
 # %% ../nbs/05c_sweep.ipynb 14
-ROWS = dict(dinosaur='DINOSAUR', stage1='+ stage 1', stage2='+ stage 2 (MR-DINOSAUR)',   # Tab. 3a's rows (`VARIANTS`)
-            only_stage2='only stage 2', no_drop_loss='without drop loss')
-METRICS = dict(f1_50='F1@50', ap_50='AP50', ar_50='AR50', all_ari='all-ARI', fg_ari='fg-ARI',
-               recall_parked='parked recall', recall_moving='moving recall')
 SD_NOTE = 'sd: sample standard deviation over seeds (n - 1 in the denominator); null for one seed'
-assert list(ROWS) == list(VARIANTS)
 
 def read_run(
     folder:str|Path,                        # a folder holding results.json and params.json
@@ -214,22 +208,23 @@ def aggregate(
     for (key, g), p in zip(groups.items(), params):
         g = sorted(g, key=lambda r: r['params']['seed'])
         mean, sd = {}, {}
-        for v in ROWS:
+        for v in TAB3A_ROWS:
             mean[v], sd[v] = {}, {}
-            for m in METRICS:
+            for m in TAB3A_METRICS:
                 xs = [r['results'][v][m] for r in g if m in r['results'].get(v, {})]
                 mean[v][m], sd[v][m] = _stats(xs) if len(xs) == len(g) else (None, None)   # a metric some runs lack: none
         given = {k: v for k, v in g[0]['given'].items() if k != 'seed' and all(r['given'].get(k) == v for r in g)}
         out.append(dict(label=','.join(f"{k}={p[k]}" for k in varying) or 'all runs', params=p, given=given,
                         seeds=[r['params']['seed'] for r in g], mean=mean, sd=sd,
                         runs=[dict(seed=r['params']['seed'], folder=r['folder'],
-                                   results={v: {m: r['results'][v][m] for m in METRICS if m in r['results'].get(v, {})} for v in ROWS})
+                                   results={v: {m: r['results'][v][m] for m in TAB3A_METRICS if m in r['results'].get(v, {})} for v in TAB3A_ROWS})
                               for r in g]))
-    return dict(sd=SD_NOTE, units='fractions (results.json); the Markdown table and figure show %', rows=ROWS, metrics=METRICS,
+    return dict(sd=SD_NOTE, units='fractions (results.json); the Markdown table and figure show %', rows=TAB3A_ROWS, metrics=TAB3A_METRICS,
                 groups=sorted(out, key=lambda g: g['label']))
 
 # %% ../nbs/05c_sweep.ipynb 17
 def _pct(x)->str: return '–' if x is None else f"{100 * x:.1f}"
+def _gain(x)->str: return f"{100 * x:+.1f}"
 
 def summary_markdown(
     summary:dict,                           # `aggregate`'s result
@@ -243,15 +238,21 @@ def summary_markdown(
                f"{n} seed(s) ({', '.join(map(str, g['seeds']))}), {'parameters ' + given if given else 'the main job defaults'} " \
                f"(world {g['params']['world']}, preset {g['params']['preset']}, {g['params']['threads']} thread(s)); % on held-out " \
                "videos, mean ± sd with sd the sample standard deviation over seeds (n − 1)."
-        lines = [head, '', '| | ' + ' | '.join(ROWS.values()) + ' |', '|---' * (len(ROWS) + 1) + '|']
+        lines = [head, '', '| | ' + ' | '.join(TAB3A_ROWS.values()) + ' |', '|---' * (len(TAB3A_ROWS) + 1) + '|']
         def row(name, vals): lines.append(f"| {name} | " + ' | '.join(vals) + ' |')
-        def ms(m): return [_pct(g['mean'][v][m]) + ('' if g['sd'][v][m] is None else f" ± {_pct(g['sd'][v][m])}") for v in ROWS]
+        def ms(m): return [_pct(g['mean'][v][m]) + ('' if g['sd'][v][m] is None else f" ± {_pct(g['sd'][v][m])}") for v in TAB3A_ROWS]
         for m in ('f1_50', 'recall_parked'):
-            if all(g['mean'][v][m] is None for v in ROWS): continue
-            row(f"**{METRICS[m]}**, mean ± sd", ms(m))
-            for r in g['runs']: row(f"{METRICS[m]}, seed {r['seed']}", [_pct(r['results'][v].get(m)) for v in ROWS])
-        for m in METRICS:
-            if m not in ('f1_50', 'recall_parked') and any(g['mean'][v][m] is not None for v in ROWS): row(f"{METRICS[m]}, mean ± sd", ms(m))
+            if all(g['mean'][v][m] is None for v in TAB3A_ROWS): continue
+            row(f"**{TAB3A_METRICS[m]}**, mean ± sd", ms(m))
+            for r in g['runs']: row(f"{TAB3A_METRICS[m]}, seed {r['seed']}", [_pct(r['results'][v].get(m)) for v in TAB3A_ROWS])
+        for m in TAB3A_METRICS:
+            if m not in ('f1_50', 'recall_parked') and any(g['mean'][v][m] is not None for v in TAB3A_ROWS): row(f"{TAB3A_METRICS[m]}, mean ± sd", ms(m))
+        gains = [r['results']['stage2']['f1_50'] - r['results']['dinosaur']['f1_50'] for r in g['runs']
+                 if 'f1_50' in r['results']['stage2'] and 'f1_50' in r['results']['dinosaur']]
+        if gains and len(gains) == n:               # the method's headline: what stage 1 and 2 add to DINOSAUR, seed by seed
+            mean, sd = _stats(gains)
+            lines += ['', f"MR-DINOSAUR − DINOSAUR, F1@50: {_gain(mean)}{'' if sd is None else f' ± {_pct(sd)}'} points "
+                          f"(per seed {', '.join(map(_gain, gains))})."]
         parts.append('\n'.join(lines))
     return '\n\n'.join(parts) + '\n'
 
@@ -262,19 +263,19 @@ def summary_figure(
     gs = summary['groups']
     fig = Figure(figsize=(11, 3.2 * len(gs)))
     axes = fig.subplots(len(gs), 2, squeeze=False)
-    x = range(len(ROWS))
+    x = range(len(TAB3A_ROWS))
     for g, row in zip(gs, axes):
         for ax, m in zip(row, ('f1_50', 'recall_parked')):
-            mean = [100 * (g['mean'][v][m] or 0) for v in ROWS]
-            sd = [100 * (g['sd'][v][m] or 0) for v in ROWS]
+            mean = [100 * (g['mean'][v][m] or 0) for v in TAB3A_ROWS]
+            sd = [100 * (g['sd'][v][m] or 0) for v in TAB3A_ROWS]
             ax.bar(x, mean, yerr=sd, color='#9ecae1', edgecolor='#3182bd', capsize=4, label='mean ± sd')
             for j, r in enumerate(g['runs']):
                 off = (j - (len(g['runs']) - 1) / 2) * 0.08
-                ax.scatter([i + off for i in x], [100 * r['results'][v].get(m, float('nan')) for v in ROWS], s=18, color='k',
+                ax.scatter([i + off for i in x], [100 * r['results'][v].get(m, float('nan')) for v in TAB3A_ROWS], s=18, color='k',
                            zorder=3, label='per seed' if j == 0 else None)
-            ax.set_xticks(list(x)); ax.set_xticklabels([ROWS[v].replace(' (MR-DINOSAUR)', '\n(MR-DINOSAUR)') for v in ROWS], fontsize=8)
-            ax.set_ylabel(f"{METRICS[m]} (%)"); ax.set_ylim(0, 100)
-            ax.set_title(f"{g['label']}: {METRICS[m]}, {len(g['seeds'])} seed(s)", fontsize=9)
+            ax.set_xticks(list(x)); ax.set_xticklabels([TAB3A_ROWS[v].replace(' (MR-DINOSAUR)', '\n(MR-DINOSAUR)') for v in TAB3A_ROWS], fontsize=8)
+            ax.set_ylabel(f"{TAB3A_METRICS[m]} (%)"); ax.set_ylim(0, 100)
+            ax.set_title(f"{g['label']}: {TAB3A_METRICS[m]}, {len(g['seeds'])} seed(s)", fontsize=9)
         row[0].legend(fontsize=8, loc='upper left')
     fig.tight_layout()
     return fig

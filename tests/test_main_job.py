@@ -23,7 +23,7 @@ def test_papermill_main_job(tmp_path):
         assert row['frames'] == 2                                # frames 0 and 30 of the one 60-frame eval video
     nb = json.loads((tmp_path / 'main.ipynb').read_text())
     html = ''.join(''.join(o.get('data', {}).get('text/html', '')) for c in nb['cells'] for o in c.get('outputs', []))
-    assert '<table' in html and 'MR-DINOSAUR (+ stage 2)' in html   # Tab. 3a was shown, as an HTML table
+    assert '<table' in html and '+ stage 2 (MR-DINOSAUR)' in html   # Tab. 3a was shown, as an HTML table
 
 def test_interrupted_job_resumes_from_finished_steps(tmp_path):
     from mrdino.pipeline import MainJob

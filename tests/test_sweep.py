@@ -1,13 +1,14 @@
 """Sweeps (`mrdino.sweep`, `mrdino demo --seeds/--jobs`, `mrdino sweep-summary`): the grid and its folders, reuse of
 finished points and rerun of the others, collection of runs made elsewhere, and the aggregate against mean and sample
 sd computed here from hand-written results.json files."""
-import json, math, os, statistics, subprocess, sys, time
+import json, math, os, statistics, subprocess, sys
 from pathlib import Path
 import pytest
 
 from mrdino import sweep
 from mrdino.cli import main
-from mrdino.sweep import ROWS, METRICS, demo_job, record_point, grid_points, point_name, collect_runs, summarize, run_sweep
+from mrdino.pipeline import TAB3A_ROWS as ROWS, TAB3A_METRICS as METRICS
+from mrdino.sweep import demo_job, record_point, grid_points, point_name, collect_runs, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW = 'slow' in os.environ.get('MRDINO_TEST_FLAGS', '')
@@ -47,6 +48,16 @@ def test_aggregate_equals_the_runs(tmp_path):
     cell = f"{100 * statistics.mean(objects):.1f} ± {100 * statistics.stdev(objects):.1f}"
     assert cell in md and 'parked recall, seed 4' in md and 'n − 1' in md
     assert (out / 'summary.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+def test_gain_line_is_stage2_minus_dinosaur_per_seed(tmp_path):
+    # F1@50 of DINOSAUR and MR-DINOSAUR chosen by hand: gains 40, 25 and 35 points, mean 33.3, sample sd
+    # sqrt(((40-33.3)^2 + (25-33.3)^2 + (35-33.3)^2) / 2) = sqrt(58.3) = 7.6
+    for seed, (dino, mr) in enumerate([(0.10, 0.50), (0.20, 0.45), (0.05, 0.40)]):
+        t = table(0.3); t['dinosaur']['f1_50'], t['stage2']['f1_50'] = dino, mr
+        write_run(tmp_path / f'seed={seed}', seed, t)
+    summarize([tmp_path / f'seed={s}' for s in range(3)], tmp_path / 'S')
+    md = (tmp_path / 'S' / 'summary.md').read_text()
+    assert 'MR-DINOSAUR − DINOSAUR, F1@50: +33.3 ± 7.6 points (per seed +40.0, +25.0, +35.0).' in md, md[-300:]
 
 def test_one_seed_has_no_sd(tmp_path):
     write_run(tmp_path / 'r', 3, table(0.2))
