@@ -8,7 +8,9 @@ the navigation lists the notebooks in pipeline order; search finds a function; 0
 (plotly, from the site's own plotly.js) and its slider reads "frame N"; no page shows a folder of the build machine
 (the repository, a temporary folder, the virtual environment, the home folder), a library warning, or a loop's
 progress more than once; results are HTML tables; every link between pages (and to an anchor) resolves.
-With `MRDINO_DOCS_SHOTS=DIR`, screenshots of the 05, 08 and results pages are saved there.
+With `MRDINO_DOCS_SHOTS=DIR`, screenshots of the 05, 08 and results pages are saved there. With
+`MRDINO_DOCS_SITE=DIR`, the checks run on a site built beforehand instead (e.g. the full build,
+`tools/docs.py --demo-run runs/demo --out DIR`).
 Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); skipped with a message where absent.
 """
 import json, os, re, shutil, subprocess, sys, tempfile, time
@@ -36,6 +38,8 @@ def exports_api(nb):
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
+    if os.environ.get('MRDINO_DOCS_SITE'):            # a site built beforehand, e.g. the full build with a demo run
+        return Path(os.environ['MRDINO_DOCS_SITE'])
     out = tmp_path_factory.mktemp('site')
     t0 = time.time()
     r = subprocess.run([sys.executable, 'tools/docs.py', '--quick', '--out', str(out)], cwd=ROOT, capture_output=True,
