@@ -135,8 +135,10 @@ def test_prediction_viewer_renders(site, browser):
         if n: break
         time.sleep(0.1)
     assert n, "08_predict.html: the prediction viewer (plotly) is not drawn"
-    labels = browser.execute_script("return [...document.querySelectorAll('article .slider-container text')].map(e => e.textContent)")
-    assert labels and re.fullmatch(r'frame \d+', labels[0]) and all(re.fullmatch(r'\d+', t) for t in labels[1:]), labels[:5]
+    sliders = browser.execute_script("return [...document.querySelectorAll('article .slider-container')]"
+                                     ".map(s => [...s.querySelectorAll('text')].map(e => e.textContent))")   # one per viewer
+    assert sliders and all(re.fullmatch(r'frame \d+', s[0]) and all(re.fullmatch(r'\d+', t) for t in s[1:]) for s in sliders), \
+        [s[:5] for s in sliders]
     widths = browser.execute_script("return [document.querySelector('article').getBoundingClientRect().width, "
                                     "...[...document.querySelectorAll('article .plotly-graph-div')].map(e => e.getBoundingClientRect().width)]")
     assert all(w <= widths[0] for w in widths[1:]), f"viewer wider than the content column: {widths}"
