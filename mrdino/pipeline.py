@@ -201,7 +201,9 @@ class MainJob:
         if done.exists():
             rec = json.loads(done.read_text())
             if rec.get('settings') == json.loads(json.dumps(settings, default=str)) and rec.get('inputs') == inputs:
-                say(f"{name}: reusing finished step in {d}", name='main'); return rec['summary']
+                if name not in self._cache.setdefault('reused', set()):   # said once: later steps ask for their inputs again
+                    self._cache['reused'].add(name); say(f"{name}: reusing finished step in {d}", name='main')
+                return rec['summary']
         if inputs is not None:                     # what the folder holds was made from other inputs: never resume from it
             f = d / 'inputs.json'
             old = json.loads(f.read_text()) if f.exists() else None

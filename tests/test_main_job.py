@@ -82,3 +82,12 @@ def test_a_moved_run_reads_its_own_pseudo_labels(tmp_path):
     f2, l2 = moved.labelled_frames()
     assert len(f2) == len(frames) > 0 and all((x == y).all() for x, y in zip(l2, labels))
     assert not a.exists()
+
+def test_a_reused_step_is_announced_once(tmp_path, capsys):
+    # later steps ask for the steps they build on again (stage 1 for stage 2, ...): the log says "reusing" once per step
+    from mrdino.pipeline import MainJob
+    job = MainJob(out_dir=str(tmp_path / 'a'), progress=False, **TINY)
+    runs = []
+    for _ in range(3): job._step('probe', {'k': 1}, lambda d: runs.append(d) or {'x': 1})
+    assert len(runs) == 1                                   # ran once, then reused twice
+    assert capsys.readouterr().out.count('probe: reusing finished step') == 1
