@@ -28,6 +28,7 @@ def test_build_log_names_each_page(tmp_path, capfd):
     nbs = tmp_path / 'nbs'; nbs.mkdir()
     _nb(nbs / '01_a.ipynb', 'A page', 'x = 1 + 1')
     _nb(nbs / 'index.ipynb', 'Home', 'x = 1 + 1')                  # same code: served from 01_a's execution
+    (nbs / 'results').mkdir(); (nbs / 'results' / 'summary.md').write_text('| a | b |\n|---|---|\n| 1 | 2 |\n')   # a sweep summary
     docs.build(tmp_path / 'site', quick=True, build_dir=tmp_path / 'build', nbs_dir=nbs)
     out, err = capfd.readouterr()
     pages = {m[0]: (m[1], float(m[2])) for m in re.findall(r'^\[docs\] (\S+) +(executed|cached) +([\d.]+) s$', out, re.M)}
@@ -35,3 +36,4 @@ def test_build_log_names_each_page(tmp_path, capfd):
     assert all(0 <= s < 600 for _, s in pages.values())
     assert 'without encryption' not in out + err and 'Executing notebook' not in out + err, err
     assert (tmp_path / 'site' / 'index.html').exists() and (tmp_path / 'site' / '01_a.html').exists()
+    assert (tmp_path / 'site' / 'results' / 'summary.html').exists() and 'WARNING' not in err, err   # a page, no toctree warning

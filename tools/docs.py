@@ -141,7 +141,9 @@ def stage(src_dir:Path, quick:bool, demo_run:Path|None=None, nbs_dir:Path=ROOT /
         if not f.exists() or f.read_text() != text: f.write_text(text)
     for im in sorted([*(Path(nbs_dir) / 'images').glob('*'), *(Path(nbs_dir) / 'results').glob('*')]):   # figures and summaries the markdown shows
         f = src_dir / im.parent.name / im.name; f.parent.mkdir(exist_ok=True)
-        if not f.exists() or f.read_bytes() != im.read_bytes(): shutil.copyfile(im, f)
+        data = im.read_bytes()
+        if im.suffix == '.md': data = b'---\norphan: true\n---\n' + data   # a page the others link to, in no toctree
+        if not f.exists() or f.read_bytes() != data: f.write_bytes(data)
     return list(want)
 
 def run_parameters(run:Path)->dict:
