@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_pipeline.ipynb 2
 from __future__ import annotations
-import csv, json, math, shutil, time
+import csv, html, json, math, shutil, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -55,12 +55,11 @@ def results_table(
     caption:str='',            # a line above the table (data, encoder)
 )->HTML:                       # shown as a table in JupyterLab and on the docs pages
     "Tab. 3a as an HTML table: one row per variant, metrics in % with one decimal."
-    esc = lambda s: str(s).replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
     head = ''.join(f'<th>{c}</th>' for c in TAB3A_METRICS.values())
-    rows = ''.join(f"<tr><th>{esc(TAB3A_ROWS.get(v, v))}</th>"
+    rows = ''.join(f"<tr><th>{html.escape(str(TAB3A_ROWS.get(v, v)))}</th>"
                    + ''.join(f"<td>{100 * r[c]:.1f}</td>" if isinstance(r.get(c), (int, float)) and math.isfinite(r[c]) else '<td>–</td>'
                              for c in TAB3A_METRICS) + '</tr>' for v, r in results.items())
-    cap = f'<caption>{esc(caption)}</caption>' if caption else ''
+    cap = f'<caption>{html.escape(caption)}</caption>' if caption else ''
     return HTML(f'<table class="docutils tab3a">{cap}<thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>')
 
 # %% ../nbs/05a_pipeline.ipynb 12

@@ -145,7 +145,8 @@ def run_sweep(
         for i, fut in enumerate(as_completed(started), 1):
             name, folder = started[fut]
             t_start, rc = fut.result()
-            took = time.strftime('%M:%S', time.gmtime(time.time() - t_start)) if time.time() - t_start < 3600 else f"{(time.time() - t_start) / 3600:.1f} h"
+            dt = time.time() - t_start
+            took = time.strftime('%M:%S', time.gmtime(dt)) if dt < 3600 else f"{dt / 3600:.1f} h"
             if rc == 0 and (folder / RECORD).exists():
                 r = json.loads((folder / 'results.json').read_text())
                 log(f"[{i}/{len(todo)}] {name}: done in {took}, F1@50 DINOSAUR {100 * r['dinosaur']['f1_50']:.1f} -> MR-DINOSAUR {100 * r['stage2']['f1_50']:.1f}")
