@@ -5,7 +5,7 @@ directives removed. The notebook's relative links and images are written from `n
 docs resolve them), so the README, one folder up, gets `nbs/` in front of them. `python tools/readme.py --check`
 exits 1 when README.md is out of date.
 
-Generated blocks: a Markdown cell of the index may hold `<!-- generated from results/summary.md ... -->` ... `<!-- end of
+Generated blocks: a Markdown cell of a notebook in `GENERATED` may hold `<!-- generated from results/summary.md ... -->` ... `<!-- end of
 generated -->`; `python tools/readme.py` first writes the named file (relative to `nbs/`; a sweep's summary, made by
 `mrdino sweep-summary RUNS --out nbs/results`) between the two lines in nbs/index.ipynb and nbs/results.ipynb, so the
 notebooks, the docs and the README show the summary's table and nobody types it. `--check` also exits 1 when a block differs from its file.
@@ -26,7 +26,7 @@ def fill_blocks(md:str, base:Path=ROOT / 'nbs')->str:
     "Markdown with each generated block's body replaced by the current content of the file it names (relative to `base`)."
     def body(m):
         f = base / m.group(2)
-        if not f.exists(): raise SystemExit(f"{f} (named by a generated block of the index) does not exist: make it with mrdino sweep-summary")
+        if not f.exists(): raise SystemExit(f"{f} (named by a generated block in nbs/) does not exist: make it with mrdino sweep-summary")
         return m.group(1) + f.read_text().strip('\n') + '\n' + m.group(4)
     return _BLOCK.sub(body, md)
 
